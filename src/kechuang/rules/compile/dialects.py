@@ -1,0 +1,89 @@
+"""Engine differences, as data: one small table per target engine.
+
+Every numeric value in a compiled query is an exact integer: the value times 10**scale
+(money in fen, ratios scaled by their decimal places). Each engine needs its own integer
+type wide enough for products of two amounts, and its own integer division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kechuang.rules.errors import UnknownDialect
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    #: sqlglot's name for the engine (used to check that the generated SQL parses).
+    sqlglot: str
+    #: Convert an input column holding a decimal number to the exact integer value*10**s.
+    to_int: str
+    #: Convert an input column holding a whole number (count, yyyymmdd date).
+    to_int0: str
+    #: Integer (floor, for non-negative operands) division of exact integers.
+    intdiv: str
+    #: Floating-point division, for displayed ratios only (never compared).
+    float_div: str
+    true: str
+    false: str
+    #: The outermost output of an exact value: scaled integer -> decimal number.
+    to_decimal: str
+
+
+DIALECTS: dict[str, Dialect] = {
+    "duckdb": Dialect(
+        name="duckdb",
+        sqlglot="duckdb",
+        # HUGEINT (int128): products of two amounts in fen stay exact; DuckDB's `//` on
+        # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.
+        to_int="CAST(ROUND(CAST({x} AS DECIMAL(38,12)) * {f}) AS HUGEINT)",
+        to_int0="CAST({x} AS HUGEINT)",
+        intdiv="(CAST({a} AS HUGEINT) // CAST({b} AS HUGEINT))",
+        float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",
+        true="TRUE",
+        false="FALSE",
+        to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
+    ),
+    "postgres": Dialect(
+        name="postgres",
+        sqlglot="postgres",
+        to_int="ROUND(CAST({x} AS NUMERIC) * {f})",
+        to_int0="CAST({x} AS NUMERIC)",
+        intdiv="DIV({a}, {b})",
+        float_div="(CAST({a} AS DOUBLE PRECISION) / NULLIF(CAST({b} AS DOUBLE PRECISION), 0))",
+        true="TRUE",
+        false="FALSE",
+        to_decimal="(CAST({x} AS NUMERIC) / {f})",
+    ),
+    "sqlite": Dialect(
+        name="sqlite",
+        sqlglot="sqlite",
+        # SQLite has no decimal type: Django stores decimals as REAL, so round back to the
+        # integer number of fen before any arithmetic. Integer `/` truncates in SQLite.
+        to_int="CAST(ROUND({x} * {f}) AS INTEGER)",
+        to_int0="CAST({x} AS INTEGER)",
+        intdiv="({a} / {b})",
+        float_div="(CAST({a} AS REAL) / NULLIF({b}, 0))",
+        true="1",
+        false="0",
+        to_decimal="(CAST({x} AS REAL) / {f})",
+    ),
+    "spark": Dialect(
+        name="spark",
+        sqlglot="spark",
+        to_int="CAST(ROUND(CAST({x} AS DECIMAL(38,12)) * {f}) AS DECIMAL(38,0))",
+        to_int0="CAST({x} AS DECIMAL(38,0))",
+        intdiv="CAST(({a} DIV {b}) AS DECIMAL(38,0))",
+        float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",
+        true="TRUE",
+        false="FALSE",
+        to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
+    ),
+}
+
+
+def get_dialect(name: str) -> Dialect:
+    if name not in DIALECTS:
+        raise UnknownDialect(name, list(DIALECTS))
+    return DIALECTS[name]

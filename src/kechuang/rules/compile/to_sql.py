@@ -1,0 +1,617 @@
+"""Compile a policy to one SQL query over a table of flat facts rows.
+
+The query has the same meaning as the in-process interpreter, on every engine:
+
+- **Exact numbers.** Every numeric value travels as an exact integer, the value times
+  10**scale (money in fen; a literal 0.05 as 5 at scale 2). Additions rescale to the larger
+  scale, products add scales, and a comparison with a division (``n / d >= t``) becomes a
+  sign-aware cross-multiplication, so a ratio exactly on its bound passes on SQLite too.
+- **Parameters folded** for the as-of date; a parameter selected by a row's own date
+  (e.g. the voucher ratio by order date) becomes a CASE over its timeline.
+- **Bands become CASE expressions**, NULL stays unknown, and ``LEAST``/``GREATEST`` are
+  written as CASEs because engines disagree about NULL arguments.
+- No user-defined functions: only plain SQL that DuckDB, SQLite, PostgreSQL and Spark run.
+
+Derived values are computed in a chain of CTEs, one per dependency level.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sqlglot
+from sqlglot import exp
+
+from kechuang.rules.compile.dialects import Dialect, get_dialect
+from kechuang.rules.explain.interpreter import literal
+from kechuang.rules.facts import SCALES, date_int
+from kechuang.rules.policy import BUILTINS, Expr, Policy
+
+_FLIP = {exp.GT: "<", exp.GTE: "<=", exp.LT: ">", exp.LTE: ">=", exp.EQ: "=", exp.NEQ: "<>"}
+_OPS = {exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=", exp.EQ: "=", exp.NEQ: "<>"}
+_SQL_OP = {v: k for k, v in _OPS.items()}
+
+
+class CompileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sql:
+    """A compiled expression: SQL text and what kind of value it yields.
+
+    ``kind`` is ``num`` (an exact integer standing for value * 10**scale), ``float``
+    (display only), ``bool`` or ``text``.
+    """
+
+    text: str
+    kind: str
+    scale: int = 0
+
+
+def _ident(name: str) -> str:
+    return f'"{name}"'
+
+
+def _places(value: Fraction) -> int:
+    places = 0
+    while (value * 10**places).denominator != 1:
+        places += 1
+    return places
+
+
+@dataclass
+class CompiledPolicy:
+    policy_id: str
+    dialect: str
+    as_of: dt.date
+    sql: str
+    #: output column -> (path in to_dict, type) so runners can rebuild decision dicts.
+    columns: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+
+class Compiler:
+    def __init__(self, policy: Policy, as_of: dt.date, dialect: Dialect) -> None:
+        self.p = policy
+        self.as_of = as_of
+        self.d = dialect
+        self.defs = policy.definitions()
+        # Definitions containing a division are inlined where they are used: a ratio is
+        # never materialised, so it can always be compared exactly by cross-multiplying.
+        self.inline = {n for n, e in self.defs.items() if self._has_div(e.tree)}
+        self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
+        self.phase_b: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+    def _has_div(self, tree: exp.Expression, seen: frozenset[str] = frozenset()) -> bool:
+        for node in tree.walk():
+            if isinstance(node, exp.Div):
+                return True
+            if isinstance(node, exp.Column) and node.name in self.defs and node.name not in seen:
+                if self._has_div(self.defs[node.name].tree, seen | {node.name}):
+                    return True
+        return False
+
+    def num(self, value: Fraction) -> Sql:
+        scale = _places(value)
+        return Sql(str(int(value * 10**scale)), "num", scale)
+
+    def rescale(self, s: Sql, scale: int) -> str:
+        if s.kind != "num":
+            raise CompileError(f"expected a number, got {s.kind}: {s.text}")
+        if scale < s.scale:
+            raise CompileError("internal: cannot drop scale")
+        if scale == s.scale:
+            return s.text
+        return f"({s.text} * {10 ** (scale - s.scale)})"
+
+    def bool_lit(self, v: bool) -> str:
+        return self.d.true if v else self.d.false
+
+    # ------------------------------------------------------------------ names
+    def name(self, name: str) -> Sql:
+        if name in self.p.inputs:
+            typ = self.p.inputs[name].type
+            if typ == "bool":
+                return Sql(_ident(name), "bool")
+            if typ == "text":
+                return Sql(_ident(name), "text")
+            return Sql(_ident(name), "num", SCALES[typ])
+        if name in self.p.parameters:
+            return self.parameter(name)
+        if name in self.inline:
+            return self.expr(self.defs[name].tree)
+        if name in self.def_sql:
+            s = self.def_sql[name]
+            return Sql(_ident(name), s.kind, s.scale)
+        if name == "as_of":
+            return Sql(str(date_int(self.as_of)), "num", 0)
+        if name == "as_of_year":
+            return Sql(str(self.as_of.year), "num", 0)
+        if name in ("any_missing", "any_invalid"):
+            return Sql(_ident("__" + name), "bool")
+        raise CompileError(f"internal: '{name}' used before it is computed")
+
+    def parameter(self, name: str) -> Sql:
+        param = self.p.parameters[name]
+        scale = param.scale
+        if param.select_by is None:
+            entry = param.at(self.as_of)
+            if entry is None or entry.value is None:
+                return Sql("NULL", "num", scale)
+            return Sql(self.rescale(self.num(entry.value), scale), "num", scale)
+        key = self.expr(param.select_by.tree)
+        branches = []
+        for entry in param.entries:
+            value = "NULL" if entry.value is None else self.rescale(self.num(entry.value), scale)
+            cond = f"{key.text} >= {date_int(entry.start)}"
+            if entry.end is not None:
+                cond += f" AND {key.text} <= {date_int(entry.end)}"
+            branches.append(f"WHEN {cond} THEN {value}")
+        return Sql(f"(CASE {' '.join(branches)} END)", "num", scale)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, node: exp.Expression) -> Sql:
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise CompileError(f"cannot compile {type(node).__name__}")
+        return method(node)
+
+    def _Paren(self, n: exp.Paren) -> Sql:
+        return self.expr(n.this)
+
+    def _Column(self, n: exp.Column) -> Sql:
+        return self.name(n.name)
+
+    def _Literal(self, n: exp.Literal) -> Sql:
+        if n.is_string:
+            return Sql("'" + n.this.replace("'", "''") + "'", "text")
+        return self.num(literal(n))
+
+    def _Boolean(self, n: exp.Boolean) -> Sql:
+        return Sql(self.bool_lit(bool(n.this)), "bool")
+
+    def _Null(self, n: exp.Null) -> Sql:
+        return Sql("NULL", "null")
+
+    def _Neg(self, n: exp.Neg) -> Sql:
+        s = self.expr(n.this)
+        return Sql(f"(-{s.text})", s.kind, s.scale)
+
+    def _additive(self, n: exp.Binary, op: str) -> Sql:
+        a, b = self.expr(n.left), self.expr(n.right)
+        if "float" in (a.kind, b.kind):
+            return Sql(f"({self.as_float(a)} {op} {self.as_float(b)})", "float")
+        scale = max(a.scale, b.scale)
+        return Sql(f"({self.rescale(a, scale)} {op} {self.rescale(b, scale)})", "num", scale)
+
+    def _Add(self, n: exp.Add) -> Sql:
+        return self._additive(n, "+")
+
+    def _Sub(self, n: exp.Sub) -> Sql:
+        return self._additive(n, "-")
+
+    def _Mul(self, n: exp.Mul) -> Sql:
+        a, b = self.expr(n.left), self.expr(n.right)
+        if "float" in (a.kind, b.kind):
+            return Sql(f"({self.as_float(a)} * {self.as_float(b)})", "float")
+        self.rescale(a, a.scale)
+        self.rescale(b, b.scale)
+        return Sql(f"({a.text} * {b.text})", "num", a.scale + b.scale)
+
+    def _Div(self, n: exp.Div) -> Sql:
+        # Outside a comparison a division is only displayed (a reported ratio), never
+        # compared: floating point is acceptable there and nowhere else.
+        a, b = self.expr(n.left), self.expr(n.right)
+        return Sql(self.d.float_div.format(a=self.as_float(a), b=self.as_float(b)), "float")
+
+    def as_float(self, s: Sql) -> str:
+        if s.kind == "float":
+            return s.text
+        if s.kind == "null":
+            return "NULL"
+        if s.scale == 0:
+            return f"CAST({s.text} AS DOUBLE)" if self.d.name != "sqlite" else f"CAST({s.text} AS REAL)"
+        return self.d.float_div.format(a=s.text, b=str(10**s.scale))
+
+    # comparisons --------------------------------------------------------------
+    def compare(self, op: str, left: exp.Expression, right: exp.Expression) -> Sql:
+        left, right = self.resolve(left), self.resolve(right)
+        if isinstance(left, exp.Case | exp.If):
+            return self.distribute(left, lambda v: self.compare(op, v, right))
+        if isinstance(right, exp.Case | exp.If):
+            return self.distribute(right, lambda v: self.compare(op, left, v))
+        if isinstance(left, exp.Div) and isinstance(right, exp.Div):
+            raise CompileError("cannot compare two divisions; rewrite as one")
+        if isinstance(right, exp.Div):
+            return self.compare(_FLIP[_SQL_OP[op]], right, left)
+        if isinstance(left, exp.Div):
+            # n / d OP t  <=>  n OP t*d when d > 0, the flipped comparison when d < 0,
+            # and unknown when d = 0 (the interpreter's division by zero is NULL too).
+            num, den, t = self.expr(left.left), self.expr(left.right), self.expr(right)
+            if "null" in (num.kind, den.kind, t.kind):
+                return Sql("NULL", "bool")
+            prod_scale = t.scale + den.scale
+            scale = max(num.scale, prod_scale)
+            lhs = self.rescale(num, scale)
+            rhs = self.rescale(Sql(f"({t.text} * {den.text})", "num", prod_scale), scale)
+            flipped = _FLIP[_SQL_OP[op]]
+            return Sql(
+                f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} "
+                f"WHEN {den.text} < 0 THEN {lhs} {flipped} {rhs} END)",
+                "bool",
+            )
+        a, b = self.expr(left), self.expr(right)
+        if "null" in (a.kind, b.kind):
+            return Sql("NULL", "bool")
+        if a.kind == "num" and b.kind == "num":
+            scale = max(a.scale, b.scale)
+            return Sql(f"({self.rescale(a, scale)} {op} {self.rescale(b, scale)})", "bool")
+        if a.kind != b.kind:
+            raise CompileError(f"cannot compare {a.kind} with {b.kind}: {left.sql()} {op} {right.sql()}")
+        return Sql(f"({a.text} {op} {b.text})", "bool")
+
+    def resolve(self, node: exp.Expression) -> exp.Expression:
+        """Unwrap parentheses and inline ratio definitions so comparisons see divisions."""
+        node = node.unnest()
+        while isinstance(node, exp.Column) and node.name in self.inline:
+            node = self.defs[node.name].tree.unnest()
+        return node
+
+    def distribute(self, case: exp.Expression, f) -> Sql:
+        if isinstance(case, exp.If):
+            ifs = [(case.this, case.args["true"])]
+            default = case.args.get("false")
+        else:
+            ifs = [(b.this, b.args["true"]) for b in case.args.get("ifs") or []]
+            default = case.args.get("default")
+        parts = [f"WHEN {self.cond(c)} THEN {f(v).text}" for c, v in ifs]
+        tail = f" ELSE {f(default).text}" if default is not None else ""
+        return Sql(f"(CASE {' '.join(parts)}{tail} END)", "bool")
+
+    def cond(self, node: exp.Expression) -> str:
+        s = self.expr(node)
+        if s.kind not in ("bool", "null"):
+            raise CompileError(f"expected a condition: {node.sql()}")
+        return s.text
+
+    def _cmp(self, n: exp.Binary) -> Sql:
+        return self.compare(_OPS[type(n)], n.left, n.right)
+
+    _EQ = _NEQ = _GT = _GTE = _LT = _LTE = _cmp
+
+    def _And(self, n: exp.And) -> Sql:
+        return Sql(f"({self.cond(n.left)} AND {self.cond(n.right)})", "bool")
+
+    def _Or(self, n: exp.Or) -> Sql:
+        return Sql(f"({self.cond(n.left)} OR {self.cond(n.right)})", "bool")
+
+    def _Not(self, n: exp.Not) -> Sql:
+        return Sql(f"(NOT {self.cond(n.this)})", "bool")
+
+    def _Is(self, n: exp.Is) -> Sql:
+        target = n.expression
+        inner = self.expr(n.this)
+        if isinstance(target, exp.Null):
+            return Sql(f"({inner.text} IS NULL)", "bool")
+        if isinstance(target, exp.Boolean):
+            value = self.bool_lit(bool(target.this))
+            # `x IS TRUE` without relying on the engine's IS TRUE support.
+            return Sql(f"(COALESCE({inner.text} = {value}, {self.d.false}))", "bool")
+        raise CompileError("IS takes NULL, TRUE or FALSE")
+
+    def _In(self, n: exp.In) -> Sql:
+        parts = [self.compare("=", n.this, item).text for item in n.expressions]
+        return Sql("(" + " OR ".join(parts) + ")", "bool")
+
+    def _Between(self, n: exp.Between) -> Sql:
+        lo = self.compare(">=", n.this, n.args["low"]).text
+        hi = self.compare("<=", n.this, n.args["high"]).text
+        return Sql(f"({lo} AND {hi})", "bool")
+
+    def _values(self, nodes: list[exp.Expression]) -> tuple[list[Sql], str, int]:
+        values = [self.expr(v) for v in nodes]
+        kinds = {v.kind for v in values} - {"null"}
+        if len(kinds) > 1:
+            if kinds <= {"num", "float"}:
+                return [Sql(self.as_float(v), "float") for v in values], "float", 0
+            raise CompileError(f"branches of different kinds: {sorted(kinds)}")
+        kind = kinds.pop() if kinds else "null"
+        scale = max((v.scale for v in values if v.kind == "num"), default=0)
+        if kind == "num":
+            values = [
+                Sql(self.rescale(v, scale), "num", scale) if v.kind == "num" else v for v in values
+            ]
+        return values, kind, scale
+
+    def _case(self, ifs, default) -> Sql:
+        nodes = [v for _, v in ifs] + ([default] if default is not None else [])
+        values, kind, scale = self._values(nodes)
+        parts = [f"WHEN {self.cond(c)} THEN {v.text}" for (c, _), v in zip(ifs, values, strict=False)]
+        tail = f" ELSE {values[-1].text}" if default is not None else ""
+        return Sql(f"(CASE {' '.join(parts)}{tail} END)", kind, scale)
+
+    def _Case(self, n: exp.Case) -> Sql:
+        ifs = [(b.this, b.args["true"]) for b in n.args.get("ifs") or []]
+        return self._case(ifs, n.args.get("default"))
+
+    def _If(self, n: exp.If) -> Sql:
+        return self._case([(n.this, n.args["true"])], n.args.get("false"))
+
+    def _Coalesce(self, n: exp.Coalesce) -> Sql:
+        values, kind, scale = self._values([n.this, *n.expressions])
+        return Sql(f"COALESCE({', '.join(v.text for v in values)})", kind, scale)
+
+    def _extreme(self, n: exp.Func, op: str) -> Sql:
+        values, kind, scale = self._values([n.this, *n.expressions])
+        result = values[0]
+        for v in values[1:]:
+            a, b = result.text, v.text
+            result = Sql(
+                f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL "
+                f"WHEN {a} {op} {b} THEN {a} ELSE {b} END)",
+                kind,
+                scale,
+            )
+        return result
+
+    def _Least(self, n: exp.Least) -> Sql:
+        return self._extreme(n, "<=")
+
+    def _Greatest(self, n: exp.Greatest) -> Sql:
+        return self._extreme(n, ">=")
+
+    def _Abs(self, n: exp.Abs) -> Sql:
+        s = self.expr(n.this)
+        return Sql(f"ABS({s.text})", s.kind, s.scale)
+
+    def _Anonymous(self, n: exp.Anonymous) -> Sql:
+        name = n.name.upper()
+        args = n.expressions
+        if name.startswith("BAND_"):
+            return self.band(name, args[0].name, args[1])
+        if name == "DATE_MINUS_YEARS":
+            d, years = self.expr(args[0]), self.expr(args[1])
+            return Sql(f"({self.rescale(d, 0)} - 10000 * {self.rescale(years, 0)})", "num", 0)
+        x = self.expr(args[0])
+        if x.kind == "null":
+            return Sql("NULL", "num", 2)
+        if x.scale <= 2:
+            return Sql(self.rescale(x, 2), "num", 2)
+        f = 10 ** (x.scale - 2)
+        if name == "ROUND_DOWN_FEN":
+            return Sql(self.d.intdiv.format(a=x.text, b=f), "num", 2)
+        # ROUND_HALF_UP_FEN: floor((2x + f) / 2f) for non-negative x.
+        return Sql(self.d.intdiv.format(a=f"(2 * {x.text} + {f})", b=2 * f), "num", 2)
+
+    def band(self, func: str, band_name: str, arg: exp.Expression) -> Sql:
+        band = self.p.bands[band_name]
+        x = self.expr(self.resolve(arg)) if not isinstance(self.resolve(arg), exp.Div) else None
+        null_test = (
+            f"{x.text} IS NULL"
+            if x is not None
+            else f"{self.expr(self.resolve(arg).right).text} IS NULL OR "
+            f"{self.expr(self.resolve(arg).left).text} IS NULL OR "
+            f"{self.expr(self.resolve(arg).right).text} = 0"
+        )
+        parts = [f"WHEN {null_test} THEN NULL"]
+        for row in band.rows:
+            conds = []
+            if row.lower.value is not None:
+                op = ">=" if row.lower.inclusive else ">"
+                conds.append(self.compare(op, arg, self._lit(row.lower.value)).text)
+            if row.upper.value is not None:
+                op = "<=" if row.upper.inclusive else "<"
+                conds.append(self.compare(op, arg, self._lit(row.upper.value)).text)
+            cond = " AND ".join(conds) if conds else self.d.true
+            if func == "BAND_LABEL":
+                value = "'" + row.label + "'"
+            else:
+                value = str(row.points[0] if func == "BAND_MIN" else row.points[1])
+            parts.append(f"WHEN {cond} THEN {value}")
+        kind = "text" if func == "BAND_LABEL" else "num"
+        return Sql(f"(CASE {' '.join(parts)} END)", kind, 0)
+
+    @staticmethod
+    def _lit(value: Fraction) -> exp.Expression:
+        scale = _places(value)
+        if scale == 0:
+            return exp.Literal.number(int(value))
+        return exp.Literal.number(f"{float(value):.{scale}f}" if scale < 15 else str(value))
+
+    # ------------------------------------------------------------------ query
+    def output_value(self, s: Sql, typ: str) -> str:
+        if s.kind == "num":
+            if typ == "ratio":
+                return f"ROUND({self.as_float(s)}, 6)"
+            if s.scale == 0:
+                return s.text
+            return self.d.to_decimal.format(x=s.text, s=s.scale, f=10**s.scale)
+        if s.kind == "float":
+            return f"ROUND({s.text}, 6)"
+        return s.text
+
+    def compile(self, table: str) -> CompiledPolicy:
+        p, d = self.p, self.d
+        ctes: list[tuple[str, str]] = []
+        cols = sorted(p.inputs)
+        # 1. base: exact integers for every numeric input.
+        select = ['"entity_id"']
+        for name in cols:
+            typ = p.inputs[name].type
+            if typ in ("money", "number", "share"):
+                f = 10 ** SCALES[typ]
+                select.append(f"{d.to_int.format(x=_ident(name), f=f)} AS {_ident(name)}")
+            elif typ in ("count", "date"):
+                select.append(f"{d.to_int0.format(x=_ident(name))} AS {_ident(name)}")
+            else:
+                select.append(_ident(name))
+            if typ == "date":
+                select.append(_ident(name + "_invalid"))
+        ctes.append(("raw", f"SELECT {', '.join(select)} FROM {table}"))
+        # 2. invalid flags, read on raw values.
+        flags = []
+        for name in cols:
+            inp = p.inputs[name]
+            tests = []
+            if inp.type == "date":
+                tests.append(f"COALESCE({_ident(name + '_invalid')}, {d.false}) = {d.true}")
+            if inp.type in ("money", "number", "share", "count") and not inp.allow_negative:
+                tests.append(f"COALESCE({_ident(name)} < 0, {d.false})")
+            if inp.invalid_when is not None:
+                tests.append(f"COALESCE({self.cond(inp.invalid_when.tree)}, {d.false})")
+            flag = " OR ".join(f"({t})" for t in tests) if tests else d.false
+            flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
+        ctes.append(("flagged", f"SELECT raw.*, {', '.join(flags)} FROM raw"))
+        clean = ['"entity_id"'] + [
+            f"CASE WHEN {_ident('__inv_' + n)} THEN NULL ELSE {_ident(n)} END AS {_ident(n)}"
+            for n in cols
+        ] + [_ident("__inv_" + n) for n in cols]
+        ctes.append(("clean", f"SELECT {', '.join(clean)} FROM flagged"))
+
+        # 3. definitions (phase A: those missing-data tests may read), then missing flags,
+        # then phase B (definitions reading any_missing / any_invalid).
+        phase_b = self._reads_missing()
+        prev = "clean"
+        prev = self._layers([n for n in self.defs if n not in phase_b], ctes, prev)
+        missing = []
+        for name in cols:
+            inp = p.inputs[name]
+            if inp.required is None:
+                test = d.false
+            else:
+                test = (
+                    f"(COALESCE({self.cond(inp.required.tree)}, {d.false}) AND "
+                    f"{_ident(name)} IS NULL AND NOT {_ident('__inv_' + name)})"
+                )
+            missing.append(f"{test} AS {_ident('__miss_' + name)}")
+        any_missing = " OR ".join(_ident("__miss_" + n) for n in cols) or d.false
+        any_invalid = " OR ".join(_ident("__inv_" + n) for n in cols) or d.false
+        ctes.append(("missing0", f"SELECT {prev}.*, {', '.join(missing)} FROM {prev}"))
+        ctes.append(
+            (
+                "missing",
+                f"SELECT missing0.*, ({any_missing}) AS \"__any_missing\", "
+                f"({any_invalid}) AS \"__any_invalid\" FROM missing0",
+            )
+        )
+        prev = self._layers([n for n in self.defs if n in phase_b], ctes, "missing")
+
+        # 4. verdict and outputs.
+        verdict = ["CASE"]
+        for key in ("ineligible", "needs_data", "needs_review"):
+            if key in p.verdict:
+                verdict.append(f"WHEN {self.cond(p.verdict[key].tree)} THEN '{key}'")
+        verdict.append("ELSE 'eligible' END")
+        out = ['"entity_id"', " ".join(verdict) + ' AS "verdict"']
+        columns: dict[str, tuple[tuple[str, ...], str]] = {"verdict": (("verdict",), "text")}
+        for o in p.outputs:
+            base = "__".join(o.path)
+            present = self.cond(o.present_when.tree) if o.present_when is not None else None
+
+            def guard(text: str, present: str | None = present) -> str:
+                return text if present is None else f"CASE WHEN {present} THEN {text} END"
+
+            if o.kind == "interval":
+                for end, e in zip(("min", "max"), o.exprs, strict=True):
+                    s = self.expr(e.tree)
+                    out.append(f"{guard(self.output_value(s, 'count'))} AS {_ident(base + '__' + end)}")
+                    columns[f"{base}__{end}"] = (o.path, "interval_" + end)
+            elif o.kind == "list":
+                parts = []
+                for cond, text in zip(o.exprs[::2], o.exprs[1::2], strict=True):
+                    parts.append(
+                        f"CASE WHEN {self.cond(cond.tree)} THEN {self.expr(text.tree).text} || ',' ELSE '' END"
+                    )
+                out.append(f"{guard(' || '.join(parts) or chr(39) * 2)} AS {_ident(base)}")
+                columns[base] = (o.path, "list")
+            else:
+                s = self.expr(o.exprs[0].tree)
+                out.append(f"{guard(self.output_value(s, o.type))} AS {_ident(base)}")
+                columns[base] = (o.path, o.type or s.kind)
+        for label, prefix in (("missing_fields", "__miss_"), ("invalid_fields", "__inv_")):
+            parts = [
+                f"CASE WHEN {_ident(prefix + n)} THEN '{self._path(n)},' ELSE '' END"
+                for n in sorted(cols, key=self._path)
+            ]
+            out.append(f"({' || '.join(parts) or chr(39) * 2}) AS {_ident(label)}")
+            columns[label] = ((label,), "list")
+        with_sql = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        sql = f"WITH {with_sql}\nSELECT {', '.join(out)} FROM {prev}"
+        return CompiledPolicy(p.id, d.name, self.as_of, sql, columns)
+
+    def _path(self, name: str) -> str:
+        from kechuang.rules.facts import COLUMNS_BY_NAME
+
+        return COLUMNS_BY_NAME[name].nested_path(self.as_of)
+
+    def _reads_missing(self) -> set[str]:
+        """Definitions that read any_missing / any_invalid, directly or not."""
+        result: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, e in self.defs.items():
+                if name in result:
+                    continue
+                reads = e.names
+                if reads & {"any_missing", "any_invalid"} or reads & result:
+                    result.add(name)
+                    changed = True
+        return result
+
+    def _layers(self, names: list[str], ctes: list, prev: str) -> str:
+        """Materialise definitions level by level; return the last CTE's name."""
+        todo = [n for n in names if n not in self.inline]
+        level: dict[str, int] = {}
+
+        def depth(n: str) -> int:
+            if n in level:
+                return level[n]
+            deps = self._deps(n)
+            level[n] = 1 + max((depth(x) for x in deps if x in todo), default=0)
+            return level[n]
+
+        for n in todo:
+            depth(n)
+        for lv in sorted(set(level.values())):
+            cols = []
+            for n in [n for n in todo if level[n] == lv]:
+                s = self.expr(self.defs[n].tree)
+                if s.kind == "float":
+                    raise CompileError(f"'{n}' mixes a division into arithmetic; compare it instead")
+                cols.append(f"{s.text} AS {_ident(n)}")
+                self.def_sql[n] = s
+            name = f"d{len(ctes)}"
+            ctes.append((name, f"SELECT {prev}.*, {', '.join(cols)} FROM {prev}"))
+            prev = name
+        return prev
+
+    def _deps(self, name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        """Materialised definitions a definition reads (through inlined ratios too)."""
+        out: set[str] = set()
+        for dep in self.defs[name].names:
+            if dep in self.inline and dep not in seen:
+                out |= self._deps(dep, seen | {dep})
+            elif dep in self.defs:
+                out.add(dep)
+        for pname, param in self.p.parameters.items():
+            if pname in self.defs[name].names and param.select_by is not None:
+                out |= {x for x in param.select_by.names if x in self.defs}
+        return out
+
+
+def compile_sql(
+    policy: Policy, as_of: dt.date, dialect: str = "duckdb", table: str = "facts"
+) -> CompiledPolicy:
+    """Compile ``policy`` as of ``as_of`` to one query over ``table`` for ``dialect``."""
+    d = get_dialect(dialect)
+    compiled = Compiler(policy, as_of, d).compile(table)
+    # Refuse SQL the target dialect cannot read back (a compiler bug, caught early).
+    sqlglot.parse_one(compiled.sql, read=d.sqlglot)
+    return compiled
+
+
+__all__ = ["BUILTINS", "CompileError", "CompiledPolicy", "Expr", "compile_sql"]

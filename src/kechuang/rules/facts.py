@@ -1,0 +1,318 @@
+"""Nested facts as of a date -> the one flat row both execution paths read.
+
+The nested form is the one ../shared/policies/RULES.md defines (fiscal years keyed by
+year, ``ip`` counts, flags; an absent key is unknown). The flat row names fiscal years
+relative to the as-of date (``fy1_*`` = last year) so that one compiled query serves every
+enterprise; docs/facts-row.md documents each column. NULL (``None``) means unknown: this
+module never turns an absent value into 0, False or "".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kechuang.rules.errors import MalformedFacts
+
+#: Fiscal years before the as-of date that the flat row carries: fy1 = Y-1 … fy3 = Y-3.
+FISCAL_YEARS = (1, 2, 3)
+
+#: SQL storage scale per numeric type (digits after the decimal point).
+SCALES = {"money": 2, "number": 2, "share": 12, "count": 0, "date": 0}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the flat facts row.
+
+    ``path`` is the dotted nested path as RULES.md names it (used in ``missing_fields``);
+    ``{year}`` stands for the fiscal year the column holds, resolved against the as-of date.
+    """
+
+    name: str
+    type: str  # money | number | share | count | bool | text | date
+    path: str
+    fiscal_year: int | None = None  # K in fyK_*, else None
+
+    def nested_path(self, as_of: dt.date) -> str:
+        if self.fiscal_year is None:
+            return self.path
+        return self.path.format(year=as_of.year - self.fiscal_year)
+
+
+_FY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("sales_revenue", "money"),
+    ("rd_expense", "money"),
+    ("rd_expense_domestic", "money"),
+    ("total_assets", "money"),
+    ("total_liabilities", "money"),
+    ("total_income", "money"),
+    ("high_tech_income", "money"),
+    ("total_cost_expense", "money"),
+    ("staff_total", "number"),
+    ("staff_sci_tech", "number"),
+)
+
+_TOP_LEVEL: tuple[tuple[str, str, str], ...] = (
+    ("registered_in_mainland", "bool", "registered_in_mainland"),
+    ("resident_enterprise", "bool", "resident_enterprise"),
+    ("tech_field_supported", "bool", "tech_field_supported"),
+    ("major_incident_within_365d", "bool", "major_incident_within_365d"),
+    ("standards_participation", "bool", "standards_participation"),
+    ("accounting_sound", "bool", "accounting_sound"),
+    ("audit_based_cit_collection", "bool", "audit_based_cit_collection"),
+    ("industry", "text", "industry"),
+    ("industry_restricted_or_eliminated", "bool", "industry_restricted_or_eliminated"),
+    (
+        "incident_or_misconduct_last_or_current_year",
+        "bool",
+        "incident_or_misconduct_last_or_current_year",
+    ),
+    ("in_abnormal_operations_list", "bool", "in_abnormal_operations_list"),
+    ("in_serious_dishonesty_list", "bool", "in_serious_dishonesty_list"),
+    ("ip_class1_count", "count", "ip.class1_count"),
+    ("ip_class2_count_unused", "count", "ip.class2_count_unused"),
+    ("ip_class2_count_used_before", "count", "ip.class2_count_used_before"),
+    ("ip_class2_count", "count", "ip.class2_count"),
+    ("ip_any_self_developed", "bool", "ip.any_self_developed"),
+    ("expert_tech_advancement", "count", "expert_scores.tech_advancement"),
+    ("expert_core_support", "count", "expert_scores.core_support"),
+    ("expert_ip_acquisition", "count", "expert_scores.ip_acquisition"),
+    ("expert_standards_bonus", "count", "expert_scores.standards_bonus"),
+    ("expert_rd_org", "count", "expert_scores.rd_org"),
+    (
+        "dq_national_sci_award_top3_within_5y",
+        "bool",
+        "direct_qualification.national_sci_award_top3_within_5y",
+    ),
+    ("dq_provincial_rd_institution", "bool", "direct_qualification.provincial_rd_institution"),
+    ("dq_led_standard_within_5y", "bool", "direct_qualification.led_standard_within_5y"),
+    ("tax_year", "count", "tax_year"),
+    ("manufacturing_revenue_share", "share", "manufacturing_revenue_share"),
+    ("negative_list_revenue_share", "share", "negative_list_revenue_share"),
+    ("is_registered_tsme_for_year", "bool", "is_registered_tsme_for_year"),
+    ("is_ic_or_machine_tool_enterprise", "bool", "is_ic_or_machine_tool_enterprise"),
+    ("rd_expense_expensed", "money", "rd_expense_expensed"),
+    ("rd_intangible_cost", "money", "rd_intangible_cost"),
+    ("scheme", "text", "scheme"),
+    ("applicant_type", "text", "applicant_type"),
+    ("registered_in_shanghai", "bool", "registered_in_shanghai"),
+    ("is_tsme", "bool", "is_tsme"),
+    ("team_company_registered", "bool", "team.company_registered"),
+    ("team_in_incubator_park_or_maker_space", "bool", "team.in_incubator_park_or_maker_space"),
+    ("team_core_members", "count", "team.core_members"),
+    ("contract_amount", "money", "contract_amount"),
+    ("voucher_used_this_year", "money", "voucher_used_this_year"),
+    ("service_provider_on_platform", "bool", "service_provider_on_platform"),
+    ("service_category_eligible", "bool", "service_category_eligible"),
+)
+
+#: Date inputs: each has a companion ``<name>_invalid`` flag for a value that does not parse.
+_DATES: tuple[tuple[str, str], ...] = (
+    ("registration_date", "registration_date"),
+    ("dq_hte_certificate_issue_date", "direct_qualification.hte_certificate_issue_date"),
+    ("order_date", "order_date"),
+)
+
+#: The two periods of 2022 that 公告2022年第28号 splits (RULES.md 4.2).
+RD_2022_PERIODS = {
+    "2022-01-01..2022-09-30": "rd_expensed_2022_jan_sep",
+    "2022-10-01..2022-12-31": "rd_expensed_2022_oct_dec",
+}
+
+
+def _columns() -> tuple[Column, ...]:
+    cols: list[Column] = [
+        Column("entity_id", "text", "id"),
+        Column("as_of", "date", "as_of"),
+    ]
+    for name, path in _DATES:
+        cols.append(Column(name, "date", path))
+        cols.append(Column(f"{name}_invalid", "bool", path))
+    cols.append(Column("registration_year", "count", "registration_date"))
+    cols.append(Column("days_since_registration", "count", "registration_date"))
+    cols.extend(Column(n, t, p) for n, t, p in _TOP_LEVEL)
+    for k in FISCAL_YEARS:
+        cols.append(Column(f"fy{k}_present", "bool", "financials.{year}", k))
+        for field, typ in _FY_FIELDS:
+            cols.append(Column(f"fy{k}_{field}", typ, "financials.{year}." + field, k))
+        cols.append(Column(f"fy{k}_conversions", "count", "conversions.{year}", k))
+    cols.append(
+        Column("rd_expense_expensed_by_period_present", "bool", "rd_expense_expensed_by_period")
+    )
+    for period, name in RD_2022_PERIODS.items():
+        cols.append(Column(name, "money", f"rd_expense_expensed_by_period.{period}"))
+    return tuple(cols)
+
+
+FLAT_COLUMNS: tuple[Column, ...] = _columns()
+COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in FLAT_COLUMNS}
+
+
+def date_int(d: dt.date) -> int:
+    """A date as the integer ``yyyymmdd`` the flat row stores.
+
+    >>> date_int(dt.date(2022, 3, 15))
+    20220315
+    """
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def int_date(v: int) -> dt.date:
+    """The inverse of :func:`date_int`.
+
+    >>> int_date(20220315)
+    datetime.date(2022, 3, 15)
+    """
+    return dt.date(v // 10000, v // 100 % 100, v % 100)
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """An ISO date (or a date object); None when it does not parse."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    # Through the decimal text, never a binary float (RULES.md 0.5).
+    if isinstance(value, bool):
+        raise MalformedFacts(field, f"expected a number, got {value!r}")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int | float):
+        result = Decimal(str(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise MalformedFacts(field, f"expected a number, got {value!r}") from None
+    else:
+        raise MalformedFacts(field, f"expected a number, got {value!r}")
+    if not result.is_finite():
+        raise MalformedFacts(field, f"expected a finite number, got {value!r}")
+    return result
+
+
+def _typed(value: Any, typ: str, field: str) -> Any:
+    if value is None:
+        return None
+    if typ == "bool":
+        if isinstance(value, bool):
+            return value
+        raise MalformedFacts(field, f"expected true or false, got {value!r}")
+    if typ == "text":
+        if isinstance(value, str):
+            return value
+        raise MalformedFacts(field, f"expected text, got {value!r}")
+    number = _decimal(value, field)
+    if typ == "count":
+        if number != number.to_integral_value():
+            raise MalformedFacts(field, f"expected a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def _get(mapping: Mapping[str, Any], path: str) -> Any:
+    node: Any = mapping
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _year_key(financials: Mapping[Any, Any], year: int) -> Any:
+    for key in (year, str(year)):
+        if key in financials:
+            return key
+    return None
+
+
+def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = None) -> dict:
+    """Turn one enterprise's nested facts into the flat row, as of ``as_of``.
+
+    Raises :class:`MalformedFacts` for facts that are not of the nested form (a text where
+    a number belongs, a list where a mapping belongs); merely absent or impossible values
+    are not errors: they become NULL or are judged invalid by the policies.
+
+    >>> row = flatten({"financials": {2024: {"sales_revenue": 52900000}}}, dt.date(2025, 4, 10))
+    >>> row["fy1_present"], row["fy1_sales_revenue"], row["fy2_present"], row["fy1_rd_expense"]
+    (True, Decimal('52900000'), False, None)
+    """
+    if not isinstance(nested, Mapping):
+        raise MalformedFacts("facts", "expected a JSON object of facts")
+    row: dict[str, Any] = {c.name: None for c in FLAT_COLUMNS}
+    row["entity_id"] = entity_id if entity_id is not None else nested.get("id")
+    row["as_of"] = date_int(as_of)
+
+    for name, path in _DATES:
+        raw = _get(nested, path)
+        if raw is None:
+            row[f"{name}_invalid"] = False
+            continue
+        parsed = parse_date(raw)
+        row[name] = date_int(parsed) if parsed else None
+        row[f"{name}_invalid"] = parsed is None
+    reg = parse_date(_get(nested, "registration_date"))
+    if reg is not None:
+        row["registration_year"] = reg.year
+        row["days_since_registration"] = (as_of - reg).days
+
+    for name, typ, path in _TOP_LEVEL:
+        row[name] = _typed(_get(nested, path), typ, path)
+
+    financials = nested.get("financials") or {}
+    conversions = nested.get("conversions") or {}
+    for label, mapping in (("financials", financials), ("conversions", conversions)):
+        if not isinstance(mapping, Mapping):
+            raise MalformedFacts(label, "expected an object keyed by fiscal year")
+    for k in FISCAL_YEARS:
+        year = as_of.year - k
+        key = _year_key(financials, year)
+        row[f"fy{k}_present"] = key is not None
+        record = financials.get(key) if key is not None else None
+        if record is not None and not isinstance(record, Mapping):
+            raise MalformedFacts(f"financials.{year}", "expected an object of figures")
+        for field, typ in _FY_FIELDS:
+            value = record.get(field) if record else None
+            row[f"fy{k}_{field}"] = _typed(value, typ, f"financials.{year}.{field}")
+        ckey = _year_key(conversions, year)
+        row[f"fy{k}_conversions"] = _typed(
+            conversions.get(ckey) if ckey is not None else None, "count", f"conversions.{year}"
+        )
+
+    split = nested.get("rd_expense_expensed_by_period")
+    row["rd_expense_expensed_by_period_present"] = split is not None
+    if split is not None:
+        if not isinstance(split, Mapping):
+            raise MalformedFacts("rd_expense_expensed_by_period", "expected an object")
+        unknown = set(split) - set(RD_2022_PERIODS)
+        if unknown:
+            raise MalformedFacts(
+                "rd_expense_expensed_by_period",
+                f"unknown period(s) {sorted(unknown)}; expected {sorted(RD_2022_PERIODS)}",
+            )
+        for period, name in RD_2022_PERIODS.items():
+            row[name] = _typed(
+                split.get(period), "money", f"rd_expense_expensed_by_period.{period}"
+            )
+    return row
+
+
+def iter_flatten(
+    records: Iterator[tuple[str, Mapping[str, Any]]], as_of: dt.date
+) -> Iterator[dict]:
+    """Flatten many ``(entity_id, nested)`` pairs lazily (for Parquet writers)."""
+    for entity_id, nested in records:
+        yield flatten(nested, as_of, entity_id)

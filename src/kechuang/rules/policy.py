@@ -1,0 +1,646 @@
+"""Policy files: YAML with dated parameters, bands, criteria and cited articles.
+
+A policy file reads like the document it encodes. This module loads one into frozen
+dataclasses, parsing every expression with sqlglot and failing with the file, the line
+and the reason before anything runs. Numbers are read through their decimal text (a YAML
+float becomes a ``Decimal``, never a binary float).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlglot import exp
+
+from kechuang.rules import expressions as ex
+from kechuang.rules.errors import PolicyFileError
+from kechuang.rules.facts import COLUMNS_BY_NAME
+
+POLICY_DIR = Path(__file__).parent / "policies"
+
+#: Names every expression may read besides the policy's own.
+BUILTINS = {
+    "as_of": "date",  # the as-of date, yyyymmdd
+    "as_of_year": "count",  # Y
+    "any_missing": "bool",  # a required input is missing
+    "any_invalid": "bool",  # an input is invalid
+}
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _Map(dict):
+    """A mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise PolicyFileError(
+                str(loader.name), key_node.start_mark.line + 1, f"duplicate key '{key}'"
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
+    text = loader.construct_scalar(node).replace("_", "")
+    if text.lower() in (".inf", "+.inf"):
+        return Decimal("Infinity")
+    if text.lower() == "-.inf":
+        return Decimal("-Infinity")
+    return Decimal(text)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def load_yaml(path: Path) -> Any:
+    """Load YAML with Decimal numbers and line-aware mappings."""
+    text = path.read_text(encoding="utf-8")
+    loader = _Loader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise PolicyFileError(str(path), line, f"invalid YAML: {getattr(e, 'problem', e)}") from None
+    finally:
+        loader.dispose()
+
+
+def _line(node: Any, key: str | None = None) -> int | None:
+    if isinstance(node, _Map):
+        if key is not None and key in node.key_lines:
+            return node.key_lines[key]
+        return node.line
+    return None
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Text:
+    zh: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+@dataclass(frozen=True)
+class Expr:
+    """A parsed expression with the place it was written."""
+
+    text: str
+    tree: exp.Expression
+    line: int | None
+
+    @property
+    def names(self) -> set[str]:
+        return ex.names(self.tree)
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input the policy reads: a flat-row column, with when it is required."""
+
+    name: str
+    type: str
+    description: Text
+    required: Expr | None  # None: never required; TRUE expression: always
+    invalid_when: Expr | None
+    allow_negative: bool
+    line: int | None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    start: dt.date
+    end: dt.date | None  # inclusive; None = open
+    value: Fraction | None  # None: the parameter does not apply in this period
+    article: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A dated value timeline (e.g. a subsidy ratio 0.50 until 2021-12-31, 0.75 from 2022)."""
+
+    name: str
+    title: Text
+    unit: str
+    select_by: Expr | None  # None: the as-of date; else a yyyymmdd expression per row
+    entries: tuple[TimelineEntry, ...]
+    line: int | None
+
+    def at(self, day: dt.date) -> TimelineEntry | None:
+        """The entry in force on ``day``, or None outside every entry."""
+        for entry in self.entries:
+            if entry.start <= day and (entry.end is None or day <= entry.end):
+                return entry
+        return None
+
+    @property
+    def scale(self) -> int:
+        """Decimal places of the most precise value (for exact integer SQL)."""
+        return max((_decimal_places(e.value) for e in self.entries if e.value is not None), default=0)
+
+
+@dataclass(frozen=True)
+class Bound:
+    value: Fraction | None  # None = infinite
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class BandRow:
+    label: str
+    lower: Bound
+    upper: Bound
+    points: tuple[int, int]
+    text: str
+    line: int | None
+
+    def contains(self, x: Fraction) -> bool:
+        lo, hi = self.lower, self.upper
+        if lo.value is not None and (x < lo.value or (x == lo.value and not lo.inclusive)):
+            return False
+        return not (
+            hi.value is not None and (x > hi.value or (x == hi.value and not hi.inclusive))
+        )
+
+
+@dataclass(frozen=True)
+class Band:
+    """A threshold → points table; each bound explicitly inclusive or exclusive."""
+
+    name: str
+    title: Text
+    article: str
+    rows: tuple[BandRow, ...]
+    line: int | None
+
+    def row_for(self, x: Fraction) -> BandRow | None:
+        for row in self.rows:
+            if row.contains(x):
+                return row
+        return None
+
+    @property
+    def scale(self) -> int:
+        return max(
+            (
+                _decimal_places(b.value)
+                for r in self.rows
+                for b in (r.lower, r.upper)
+                if b.value is not None
+            ),
+            default=0,
+        )
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A condition of the policy, citing its article."""
+
+    name: str
+    title: Text
+    article: str
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Score:
+    """An interval score item [min, max]: experts choose the point inside a band."""
+
+    name: str
+    title: Text
+    article: str
+    min: Expr
+    max: Expr
+
+
+@dataclass(frozen=True)
+class Output:
+    """A leaf of the decision's ``to_dict()``: a path of keys and how to compute it."""
+
+    path: tuple[str, ...]
+    kind: str  # value | interval | list
+    exprs: tuple[Expr, ...]
+    type: str  # bool | count | money | ratio | text | list
+    present_when: Expr | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    id: str
+    title: Text
+    authority: Text
+    documents: tuple[dict, ...]
+    effective_from: dt.date
+    effective_to: dt.date | None
+    inputs: dict[str, Input]
+    parameters: dict[str, Parameter]
+    bands: dict[str, Band]
+    derived: dict[str, Expr]
+    criteria: dict[str, Criterion]
+    scores: dict[str, Score]
+    verdict: dict[str, Expr]  # ineligible / needs_data / needs_review
+    outputs: tuple[Output, ...]
+    path: Path
+    sha256: str
+    flips: dict[str, str] = field(default_factory=dict)
+
+    def definitions(self) -> dict[str, Expr]:
+        """Every named expression the policy defines, score ends as ``<name>_min/_max``."""
+        defs: dict[str, Expr] = dict(self.derived)
+        defs.update({c.name: c.expr for c in self.criteria.values()})
+        for s in self.scores.values():
+            defs[f"{s.name}_min"] = s.min
+            defs[f"{s.name}_max"] = s.max
+        return defs
+
+
+def _decimal_places(value: Fraction) -> int:
+    """Decimal places needed to write ``value`` exactly (it must be a decimal).
+
+    >>> _decimal_places(Fraction(3, 4)), _decimal_places(Fraction(5))
+    (2, 0)
+    """
+    places = 0
+    while (value * 10**places).denominator != 1:
+        places += 1
+        if places > 18:
+            raise ValueError(f"{value} is not a short decimal")
+    return places
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Reader:
+    """Reads one policy file, raising PolicyFileError with the line of the problem."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: Any, reason: str, key: str | None = None) -> PolicyFileError:
+        return PolicyFileError(str(self.path), _line(node, key), reason)
+
+    def text(self, node: Any, key: str, where: str) -> Text:
+        value = node.get(key) if isinstance(node, dict) else None
+        if isinstance(value, str):
+            return Text(value, value)
+        if not isinstance(value, dict) or not {"zh", "en"} <= set(value):
+            raise self.fail(node, f"{where}: '{key}' needs zh and en", key)
+        return Text(str(value["zh"]), str(value["en"]))
+
+    def expr(self, node: Any, key: str, where: str) -> Expr:
+        if not isinstance(node, dict) or key not in node:
+            raise self.fail(node, f"{where}: missing '{key}'")
+        raw = node[key]
+        if isinstance(raw, bool):
+            raw = "TRUE" if raw else "FALSE"
+        try:
+            tree = ex.parse(raw)
+        except ex.ExpressionError as e:
+            raise self.fail(node, f"{where}: {e}", key) from None
+        return Expr(str(raw), tree, _line(node, key))
+
+    def date(self, node: Any, key: str, where: str, optional: bool = False) -> dt.date | None:
+        value = node.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, dt.date):
+            return value
+        raise self.fail(node, f"{where}: '{key}' must be a YYYY-MM-DD date", key)
+
+
+def _parse_bound(text: str) -> tuple[Bound, Bound]:
+    """Parse an interval like ``[0.25, 0.35)``, ``(-inf, 0]`` or ``[5, inf)``.
+
+    >>> lo, hi = _parse_bound("[0.25, 0.35)")
+    >>> (lo.value, lo.inclusive, hi.value, hi.inclusive)
+    (Fraction(1, 4), True, Fraction(7, 20), False)
+    """
+    text = text.strip()
+    if len(text) < 5 or text[0] not in "[(" or text[-1] not in "])" or "," not in text:
+        raise ValueError(f"'{text}' is not an interval like [a, b)")
+    lo_text, hi_text = (p.strip() for p in text[1:-1].split(","))
+
+    def value(t: str) -> Fraction | None:
+        if t.lstrip("+-").lower() == "inf":
+            return None
+        return Fraction(Decimal(t))
+
+    lo, hi = value(lo_text), value(hi_text)
+    if (lo is None and lo_text.startswith("+")) or (hi is None and hi_text.startswith("-")):
+        raise ValueError(f"'{text}': infinite bound on the wrong side")
+    lower = Bound(lo, text[0] == "[" and lo is not None)
+    upper = Bound(hi, text[-1] == "]" and hi is not None)
+    return lower, upper
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and check one policy file; raise PolicyFileError(path, line, reason)."""
+    path = Path(path)
+    raw_bytes = path.read_bytes()
+    doc = load_yaml(path)
+    r = _Reader(path)
+    if not isinstance(doc, dict):
+        raise r.fail(doc, "a policy file is a mapping with id, title, inputs, …")
+    for key in ("id", "title", "inputs", "verdict", "outputs"):
+        if key not in doc:
+            raise r.fail(doc, f"missing required section '{key}'")
+
+    effective = doc.get("effective") or {}
+    inputs: dict[str, Input] = {}
+    for name, spec in (doc.get("inputs") or {}).items():
+        if name not in COLUMNS_BY_NAME:
+            raise r.fail(doc["inputs"], f"input '{name}' is not a column of the facts row", name)
+        spec = spec if isinstance(spec, dict) else _Map()
+        required = spec.get("required", False)
+        req_expr = None
+        if required is True:
+            req_expr = Expr("TRUE", ex.parse("TRUE"), _line(spec, "required"))
+        elif required not in (False, None):
+            req_expr = r.expr(spec, "required", f"input {name}")
+        inputs[name] = Input(
+            name=name,
+            type=COLUMNS_BY_NAME[name].type,
+            description=r.text(spec, "description", f"input {name}")
+            if "description" in spec
+            else Text(name, name),
+            required=req_expr,
+            invalid_when=r.expr(spec, "invalid_when", f"input {name}")
+            if "invalid_when" in spec
+            else None,
+            allow_negative=bool(spec.get("allow_negative", False)),
+            line=_line(doc["inputs"], name),
+        )
+
+    parameters: dict[str, Parameter] = {}
+    for name, spec in (doc.get("parameters") or {}).items():
+        where = f"parameter {name}"
+        if not isinstance(spec, dict) or not isinstance(spec.get("values"), list):
+            raise r.fail(doc["parameters"], f"{where}: needs a list of dated 'values'", name)
+        entries = []
+        for item in spec["values"]:
+            if not isinstance(item, dict) or "value" not in item:
+                raise r.fail(spec, f"{where}: each value needs from, value and article", "values")
+            start = r.date(item, "from", where)
+            end = r.date(item, "to", where, optional=True)
+            value = item["value"]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
+                raise r.fail(item, f"{where}: value must be a number or null", "value")
+            if "article" not in item:
+                raise r.fail(item, f"{where}: each value must cite its article")
+            entries.append(
+                TimelineEntry(
+                    start=start,
+                    end=end,
+                    value=None if value is None else Fraction(value),
+                    article=str(item["article"]),
+                    line=_line(item),
+                )
+            )
+        entries.sort(key=lambda e: e.start)
+        parameters[name] = Parameter(
+            name=name,
+            title=r.text(spec, "title", where) if "title" in spec else Text(name, name),
+            unit=str(spec.get("unit", "number")),
+            select_by=r.expr(spec, "select_by", where) if "select_by" in spec else None,
+            entries=tuple(entries),
+            line=_line(doc["parameters"], name),
+        )
+
+    bands: dict[str, Band] = {}
+    for name, spec in (doc.get("bands") or {}).items():
+        where = f"band {name}"
+        if not isinstance(spec, dict) or not isinstance(spec.get("rows"), list):
+            raise r.fail(doc["bands"], f"{where}: needs 'rows'", name)
+        rows = []
+        for row in spec["rows"]:
+            try:
+                lower, upper = _parse_bound(str(row.get("when", "")))
+            except ValueError as e:
+                raise r.fail(row, f"{where}: {e}", "when") from None
+            points = row.get("points")
+            if isinstance(points, int):
+                points = [points, points]
+            if (
+                not isinstance(points, list)
+                or len(points) != 2
+                or not all(isinstance(p, int) for p in points)
+                or points[0] > points[1]
+            ):
+                raise r.fail(row, f"{where}: points must be an integer or [min, max]", "points")
+            rows.append(
+                BandRow(
+                    str(row.get("label", "")), lower, upper, (points[0], points[1]),
+                    str(row["when"]), _line(row),
+                )
+            )
+        bands[name] = Band(
+            name,
+            r.text(spec, "title", where) if "title" in spec else Text(name, name),
+            str(spec.get("article", "")),
+            tuple(rows),
+            _line(doc["bands"], name),
+        )
+
+    derived: dict[str, Expr] = {}
+    for name, spec in (doc.get("derived") or {}).items():
+        holder = spec if isinstance(spec, dict) else doc["derived"]
+        key = "expr" if isinstance(spec, dict) else name
+        derived[name] = r.expr(holder, key, f"derived {name}")
+
+    criteria: dict[str, Criterion] = {}
+    for name, spec in (doc.get("criteria") or {}).items():
+        where = f"criterion {name}"
+        if not isinstance(spec, dict):
+            raise r.fail(doc["criteria"], f"{where}: needs expr, article and title", name)
+        if "article" not in spec:
+            raise r.fail(spec, f"{where}: must cite its article")
+        criteria[name] = Criterion(
+            name, r.text(spec, "title", where), str(spec["article"]), r.expr(spec, "expr", where)
+        )
+
+    scores: dict[str, Score] = {}
+    for name, spec in (doc.get("scores") or {}).items():
+        where = f"score {name}"
+        if not isinstance(spec, dict):
+            raise r.fail(doc["scores"], f"{where}: needs min and max", name)
+        scores[name] = Score(
+            name,
+            r.text(spec, "title", where) if "title" in spec else Text(name, name),
+            str(spec.get("article", "")),
+            r.expr(spec, "min", where),
+            r.expr(spec, "max", where),
+        )
+
+    verdict_spec = doc["verdict"]
+    verdict = {}
+    for key in ("ineligible", "needs_data", "needs_review"):
+        if key in verdict_spec:
+            verdict[key] = r.expr(verdict_spec, key, "verdict")
+    unknown = set(verdict_spec) - {"ineligible", "needs_data", "needs_review"}
+    if unknown:
+        raise r.fail(verdict_spec, f"verdict: unknown key(s) {sorted(unknown)}")
+    for key in ("ineligible", "needs_data"):
+        if key not in verdict:
+            raise r.fail(verdict_spec, f"verdict: missing '{key}'")
+
+    outputs = tuple(_read_outputs(r, doc["outputs"], ()))
+    policy = Policy(
+        id=str(doc["id"]),
+        title=r.text(doc, "title", "policy"),
+        authority=r.text(doc, "authority", "policy") if "authority" in doc else Text("", ""),
+        documents=tuple(doc.get("documents") or ()),
+        effective_from=r.date(effective, "from", "effective") if effective else dt.date.min,
+        effective_to=r.date(effective, "to", "effective", optional=True) if effective else None,
+        inputs=inputs,
+        parameters=parameters,
+        bands=bands,
+        derived=derived,
+        criteria=criteria,
+        scores=scores,
+        verdict=verdict,
+        outputs=outputs,
+        path=path,
+        sha256=hashlib.sha256(raw_bytes).hexdigest(),
+        flips={k: str(v) for k, v in (doc.get("flips") or {}).items()},
+    )
+    _check_names(r, doc, policy)
+    return policy
+
+
+_LEAF_KEYS = {"expr", "interval", "list", "type", "present_when"}
+
+
+def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
+    if not isinstance(node, dict):
+        raise r.fail(node, "outputs must be a mapping")
+    present = r.expr(node, "present_when", "outputs") if "present_when" in node else None
+    for key, spec in node.items():
+        if key == "present_when":
+            continue
+        path = (*prefix, str(key))
+        where = "output " + ".".join(path)
+        if isinstance(spec, dict) and set(spec) <= _LEAF_KEYS and set(spec) & {
+            "expr",
+            "interval",
+            "list",
+        }:
+            leaf_present = (
+                r.expr(spec, "present_when", where) if "present_when" in spec else present
+            )
+            if "interval" in spec:
+                pair = spec["interval"]
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise r.fail(spec, f"{where}: interval needs [min, max]", "interval")
+                holder = _Map({"min": pair[0], "max": pair[1]})
+                holder.line = _line(spec, "interval") or 0
+                holder.key_lines = {}
+                exprs = (r.expr(holder, "min", where), r.expr(holder, "max", where))
+                yield Output(path, "interval", exprs, "count", leaf_present)
+            elif "list" in spec:
+                items = spec["list"]
+                if not isinstance(items, list):
+                    raise r.fail(spec, f"{where}: list needs a list of [condition, text]")
+                exprs = []
+                for item in items:
+                    holder = _Map({"when": item[0], "value": item[1]})
+                    holder.line = _line(spec, "list") or 0
+                    holder.key_lines = {}
+                    exprs.append(r.expr(holder, "when", where))
+                    exprs.append(r.expr(holder, "value", where))
+                yield Output(path, "list", tuple(exprs), "list", leaf_present)
+            else:
+                yield Output(
+                    path,
+                    "value",
+                    (r.expr(spec, "expr", where),),
+                    str(spec.get("type", "")),
+                    leaf_present,
+                )
+        elif isinstance(spec, dict):
+            yield from _read_outputs(r, spec, path)
+        else:
+            holder = node
+            yield Output(path, "value", (r.expr(holder, key, where),), "", present)
+
+
+def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
+    """Every name read must be an input, parameter, definition or builtin; no cycles."""
+    defs = policy.definitions()
+    known = set(policy.inputs) | set(policy.parameters) | set(defs) | set(BUILTINS)
+    clash = set(policy.inputs) & (set(policy.parameters) | set(defs))
+    if clash:
+        raise r.fail(doc, f"names defined twice: {sorted(clash)}")
+
+    def check(e: Expr, where: str) -> None:
+        unknown = e.names - known
+        if unknown:
+            raise PolicyFileError(
+                str(policy.path), e.line, f"{where}: unknown name(s) {sorted(unknown)}"
+            )
+        for band in ex.band_refs(e.tree):
+            if band not in policy.bands:
+                raise PolicyFileError(str(policy.path), e.line, f"{where}: unknown band '{band}'")
+
+    for name, e in defs.items():
+        check(e, name)
+    for inp in policy.inputs.values():
+        if inp.invalid_when is not None:
+            unknown = inp.invalid_when.names - set(policy.inputs) - set(BUILTINS)
+            if unknown:
+                raise PolicyFileError(
+                    str(policy.path),
+                    inp.invalid_when.line,
+                    f"input {inp.name}: invalid_when may read only inputs, not {sorted(unknown)}",
+                )
+        if inp.required is not None:
+            check(inp.required, f"input {inp.name}")
+    for p in policy.parameters.values():
+        if p.select_by is not None:
+            check(p.select_by, f"parameter {p.name}")
+    for key, e in policy.verdict.items():
+        check(e, f"verdict {key}")
+    for out in policy.outputs:
+        for e in out.exprs:
+            check(e, "output " + ".".join(out.path))
+        if out.present_when is not None:
+            check(out.present_when, "output " + ".".join(out.path))
+    deps = {name: e.names & set(defs) for name, e in defs.items()}
+    # required_when may read definitions; definitions must not read any_missing (it would
+    # make missing data depend on itself).
+    try:
+        ex.topological_order(deps)
+    except ex.ExpressionError as e:
+        raise r.fail(doc, str(e)) from None
