@@ -1,0 +1,192 @@
+"""Registry pages. Thin: access from ``access``, reads from ``selectors``, writes
+through ``services``; each view is the glue between one form and one call."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from kechuang.accounts import roles
+from kechuang.errors import KechuangError
+from kechuang.registry import access, exports, imports, selectors, services
+from kechuang.registry.forms import (
+    ENTERPRISE_USER_FIELDS,
+    FISCAL_YEAR_FIELDS,
+    STAFF_FIELDS,
+    EnterpriseForm,
+    EnterpriseSearchForm,
+    FiscalYearForm,
+    ImportForm,
+)
+
+PAGE_SIZE = 25
+HISTORY_LIMIT = 200
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# The last rejected import's error rows, kept in the session for the workbook download.
+SESSION_IMPORT_ERRORS = "registry_import_errors"
+
+
+@login_required
+def enterprise_list(request: HttpRequest) -> HttpResponse:
+    if roles.has_ability(request.user, "own_enterprise") and not access.may_browse(request.user):
+        # An enterprise user's registry is their own enterprise.
+        return redirect("registry:enterprise_detail", request.user.enterprise.credit_code)
+    access.require(request.user, "browse_registry")
+    form = EnterpriseSearchForm(request.GET or None)
+    rows = access.restrict(request.user, selectors.enterprise_list(**form.filters()))
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "registry/enterprise_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "may_export": roles.has_ability(request.user, "export_registry"),
+        },
+    )
+
+
+@login_required
+def enterprise_detail(request: HttpRequest, credit_code: str) -> HttpResponse:
+    enterprise = access.enterprise_for_view(request.user, credit_code)
+    return render(
+        request,
+        "registry/enterprise_detail.html",
+        {
+            "enterprise": enterprise,
+            "fiscal_years": enterprise.fiscal_years.order_by("-year"),
+            "ip_assets": enterprise.ip_assets.order_by("-grant_date", "number"),
+            "certifications": enterprise.certifications.order_by("-valid_from"),
+            "history": selectors.enterprise_history(enterprise=enterprise)[:HISTORY_LIMIT],
+            "may_edit": access.can_edit_enterprise(request.user, enterprise),
+            "today": timezone.localdate(),
+        },
+    )
+
+
+def _editable_fields(user: Any) -> tuple[str, ...]:
+    if roles.has_ability(user, "edit_any_enterprise"):
+        return STAFF_FIELDS
+    return ENTERPRISE_USER_FIELDS
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def enterprise_edit(request: HttpRequest, credit_code: str) -> HttpResponse:
+    enterprise = access.enterprise_for_edit(request.user, credit_code)
+    field_names = _editable_fields(request.user)
+    current = {name: getattr(enterprise, name) for name in field_names}
+    form = EnterpriseForm(request.POST or None, initial=current, field_names=field_names)
+    if request.method == "POST" and form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if v != current[k]}
+        try:
+            services.enterprise_update(actor=request.user, enterprise=enterprise, changes=changes)
+        except KechuangError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, _("已保存。"))
+            return redirect("registry:enterprise_detail", enterprise.credit_code)
+    return render(
+        request, "registry/enterprise_form.html", {"enterprise": enterprise, "form": form}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def fiscal_year_edit(request: HttpRequest, credit_code: str, year: int | None = None) -> HttpResponse:
+    enterprise = access.enterprise_for_edit(request.user, credit_code)
+    initial: dict[str, Any] = {}
+    if year is not None:
+        fiscal_year = enterprise.fiscal_years.filter(year=year).first()
+        if fiscal_year is None:
+            raise Http404()
+        initial = {"year": year, **{f: getattr(fiscal_year, f) for f in FISCAL_YEAR_FIELDS}}
+    form = FiscalYearForm(request.POST or None, initial=initial)
+    if year is not None:
+        form.fields["year"].disabled = True
+    if request.method == "POST" and form.is_valid():
+        figures = {f: form.cleaned_data.get(f) for f in FISCAL_YEAR_FIELDS}
+        try:
+            services.fiscal_year_save(
+                actor=request.user,
+                enterprise=enterprise,
+                year=form.cleaned_data["year"],
+                figures=figures,
+            )
+        except KechuangError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, _("已保存。"))
+            return redirect("registry:enterprise_detail", enterprise.credit_code)
+    return render(
+        request,
+        "registry/fiscal_year_form.html",
+        {"enterprise": enterprise, "form": form, "year": year},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_page(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, "import_registry")
+    form = ImportForm(request.POST or None, request.FILES or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        result = services.registry_import(file=upload, filename=upload.name, actor=request.user)
+        if result.ok:
+            request.session.pop(SESSION_IMPORT_ERRORS, None)
+        else:
+            request.session[SESSION_IMPORT_ERRORS] = [
+                {
+                    "sheet": e.sheet,
+                    "row": e.row,
+                    "column": e.column,
+                    "value": None if e.value is None else str(e.value),
+                    "reason": str(e.reason),
+                }
+                for e in result.errors
+            ]
+    template = "registry/import.html"
+    if request.headers.get("X-Requested-With") == "fetch":
+        # The page's script swaps in only the result block.
+        template = "registry/import_result.html"
+    return render(request, template, {"form": form, "result": result})
+
+
+@login_required
+def import_errors_workbook(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, "import_registry")
+    rows = request.session.get(SESSION_IMPORT_ERRORS)
+    if not rows:
+        raise Http404()
+    errors = [imports.RowError(**row) for row in rows]
+    data = imports.error_report_workbook(errors)
+    return FileResponse(
+        io.BytesIO(data), as_attachment=True, filename="import-errors.xlsx", content_type=XLSX
+    )
+
+
+@login_required
+def export(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, "export_registry")
+    filters = EnterpriseSearchForm(request.GET or None).filters()
+    out = io.BytesIO()
+    exports.registry_export(out=out, filters=filters)
+    out.seek(0)
+    stamp = timezone.localdate().isoformat()
+    return FileResponse(
+        out, as_attachment=True, filename=f"kechuang-registry-{stamp}.xlsx", content_type=XLSX
+    )

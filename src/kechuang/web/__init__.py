@@ -1,0 +1,1 @@
+"""Web shell: the base layout, the home page, language switch, translations."""

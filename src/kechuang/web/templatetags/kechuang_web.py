@@ -1,0 +1,39 @@
+"""Template helpers for the layout: what the current user may do, and their role's name.
+
+The checks themselves live in ``kechuang.accounts.roles``; templates only ask,
+so a hidden link is never the only thing standing between a user and a page.
+"""
+
+from __future__ import annotations
+
+from django import template
+
+from kechuang.accounts import roles
+
+register = template.Library()
+
+
+@register.filter
+def may(user, ability: str) -> bool:
+    """``{% if user|may:"import_registry" %}``: one of the abilities in ``roles.ABILITIES``."""
+    return roles.has_ability(user, ability)
+
+
+@register.filter
+def role_label(user) -> str:
+    return roles.role_label(user)
+
+
+@register.filter
+def audit_changes(entry) -> list[tuple[str, object, object]]:
+    """The fields an audit entry changed, as (field, before, after), in a stable order.
+
+    A creation has no "before" and a deletion no "after"; both list every field."""
+    before = entry.before or {}
+    after = entry.after or {}
+    names = list(dict.fromkeys([*before.keys(), *after.keys()]))
+    return [
+        (name, before.get(name), after.get(name))
+        for name in names
+        if entry.before is None or entry.after is None or before.get(name) != after.get(name)
+    ]
