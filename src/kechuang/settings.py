@@ -83,6 +83,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "kechuang.accounts",
     "kechuang.registry",
+    # django-ninja: its bundled Swagger UI files for /api/docs (browsers here have no internet).
+    "ninja",
 ]
 # Apps added by other parts of the platform when their package exists, so that
 # one settings file serves every stage of the tree.
