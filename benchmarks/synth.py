@@ -88,7 +88,9 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.put("as_of", np.full(n, as_of.year * 10000 + as_of.month * 100 + as_of.day, np.int64))
 
     # Registration: mostly old firms, some young, boundary 364/365/366 days.
-    age = np.where(rng.random(n) < 0.8, rng.integers(3 * 365, 30 * 365, n), rng.integers(0, 3 * 365, n))
+    age = np.where(
+        rng.random(n) < 0.8, rng.integers(3 * 365, 30 * 365, n), rng.integers(0, 3 * 365, n)
+    )
     edge = rng.random(n)
     age = np.where(edge < 0.01, 365, np.where(edge < 0.015, 364, np.where(edge < 0.02, 366, age)))
     reg_days = asof_days - age
@@ -101,8 +103,6 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.put("registration_date_invalid", reg_invalid)
     b.put("registration_year", reg_year, reg_valid)
     b.put("days_since_registration", age.astype(np.int64), reg_valid)
-    for name in ("dq_hte_certificate_issue_date", "order_date"):
-        pass  # filled below
 
     # Scope and flags.
     b.flag("registered_in_mainland", 0.985, 0.003)
@@ -113,8 +113,18 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.flag("accounting_sound", 0.95, 0.01)
     b.flag("audit_based_cit_collection", 0.9, 0.01)
     industries = np.array(
-        ["software", "manufacturing", "wholesale_retail", "research_services", "real_estate",
-         "information_transmission", "construction", "other"], dtype=object)
+        [
+            "software",
+            "manufacturing",
+            "wholesale_retail",
+            "research_services",
+            "real_estate",
+            "information_transmission",
+            "construction",
+            "other",
+        ],
+        dtype=object,
+    )
     b.put("industry", industries[rng.integers(0, len(industries), n)], b.nulls(0.01))
     b.flag("industry_restricted_or_eliminated", 0.01)
     b.flag("incident_or_misconduct_last_or_current_year", 0.01)
@@ -134,9 +144,13 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.flag("ip_any_self_developed", 0.8, 0.2)
 
     # Expert scores: mostly absent; some given; a few out of range (invalid).
-    for name, hi, lo in (("expert_tech_advancement", 8, 0), ("expert_core_support", 8, 0),
-                         ("expert_ip_acquisition", 3, 1), ("expert_standards_bonus", 2, 0),
-                         ("expert_rd_org", 20, 0)):
+    for name, hi, lo in (
+        ("expert_tech_advancement", 8, 0),
+        ("expert_core_support", 8, 0),
+        ("expert_ip_acquisition", 3, 1),
+        ("expert_standards_bonus", 2, 0),
+        ("expert_rd_org", 20, 0),
+    ):
         given = rng.random(n) < 0.35
         val = rng.integers(max(lo, hi // 2), hi + 1, n).astype(np.int64)
         val = np.where(rng.random(n) < 0.001, hi + 1, val)
@@ -155,7 +169,11 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.put("tax_year", np.full(n, Y - 1, np.int64), b.nulls(0.01))
     share = rng.random(n)
     b.put("manufacturing_revenue_share", (share * 10**12).astype(np.int64), b.nulls(0.05))
-    b.put("negative_list_revenue_share", ((rng.random(n) * 0.6) * 10**12).astype(np.int64), b.nulls(0.05))
+    b.put(
+        "negative_list_revenue_share",
+        ((rng.random(n) * 0.6) * 10**12).astype(np.int64),
+        b.nulls(0.05),
+    )
     b.flag("is_registered_tsme_for_year", 0.3)
     b.flag("is_ic_or_machine_tool_enterprise", 0.02)
     rde = (rng.lognormal(14, 1.2, n) * 100).astype(np.int64)
@@ -232,9 +250,9 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
         p = f"fy{k}_"
         b.put(p + "present", present)
 
-        def money(name: str, cents: np.ndarray, p_null: float = 0.003, neg: float = 0.0003) -> None:
-            cents = np.where(rng.random(n) < neg, -np.abs(cents) - 1, cents)
-            b.put(p + name, cents, present & b.nulls(p_null))
+        def money(name: str, cents: np.ndarray, p: str = p, present: np.ndarray = present) -> None:
+            cents = np.where(rng.random(n) < 0.0003, -np.abs(cents) - 1, cents)  # invalid
+            b.put(p + name, cents, present & b.nulls(0.003))
 
         money("sales_revenue", s_c)
         money("rd_expense", rd_c)
