@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
 from django.urls import include, path
+
+from kechuang.api import api
+from kechuang.web import views as web_views
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
-def home(request: HttpRequest) -> HttpResponse:
-    # Placeholder until the web pages mount their own home page here.
-    return redirect("admin:index")
-
-
 urlpatterns = [
-    path("", home, name="home"),
+    path("", web_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("kechuang.accounts.urls")),
+    path("registry/", include("kechuang.registry.urls")),
+    path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

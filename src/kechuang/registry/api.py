@@ -134,7 +134,8 @@ class RowErrorOut(Schema):
 
 class ImportOut(Schema):
     ok: bool
-    counts: dict[str, int]
+    #: entity -> {"created": n, "updated": n, "unchanged": n}
+    counts: dict[str, dict[str, int]]
     errors: list[RowErrorOut]
 
 
@@ -158,7 +159,7 @@ def import_file(request: HttpRequest, file: File[UploadedFile]) -> tuple[int, An
     result = services.registry_import(file=file, filename=file.name, actor=request.user)
     body = {
         "ok": result.ok,
-        "counts": dict(result.counts),
+        "counts": result.counts,
         "errors": [
             {
                 "sheet": e.sheet,
@@ -203,13 +204,17 @@ def enterprise_get(request: HttpRequest, credit_code: str) -> Any:
 @router.patch("/{credit_code}", response=EnterpriseOut, summary="Change an enterprise's basic data")
 def enterprise_patch(request: HttpRequest, credit_code: str, payload: EnterprisePatch) -> Any:
     enterprise = access.enterprise_for_edit(request.user, credit_code)
-    allowed = STAFF_FIELDS if roles.has_ability(request.user, "edit_any_enterprise") else ENTERPRISE_USER_FIELDS
+    allowed = (
+        STAFF_FIELDS
+        if roles.has_ability(request.user, "edit_any_enterprise")
+        else ENTERPRISE_USER_FIELDS
+    )
     sent = payload.dict(exclude_unset=True)
     for field in sent:
         if field not in allowed:
             raise KechuangError(f"{field} may only be changed by commission staff", field=field)
     changes = {k: v for k, v in sent.items() if getattr(enterprise, k) != v}
-    return services.enterprise_update(actor=request.user, enterprise=enterprise, changes=changes)
+    return services.enterprise_update(actor=request.user, enterprise=enterprise, **changes)
 
 
 @router.get("/{credit_code}/fiscal-years", response=list[FiscalYearOut], summary="Fiscal years")
@@ -222,12 +227,12 @@ def fiscal_years(request: HttpRequest, credit_code: str) -> Any:
     response=FiscalYearOut,
     summary="Create or replace one fiscal year's figures",
 )
-def fiscal_year_put(request: HttpRequest, credit_code: str, year: int, payload: FiscalYearIn) -> Any:
+def fiscal_year_put(
+    request: HttpRequest, credit_code: str, year: int, payload: FiscalYearIn
+) -> Any:
     enterprise = access.enterprise_for_edit(request.user, credit_code)
     figures = {f: getattr(payload, f) for f in FISCAL_YEAR_FIELDS}
-    return services.fiscal_year_save(
-        actor=request.user, enterprise=enterprise, year=year, figures=figures
-    )
+    return services.fiscal_year_set(actor=request.user, enterprise=enterprise, year=year, **figures)
 
 
 @router.get("/{credit_code}/ip", response=list[IPAssetOut], summary="IP assets")

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -76,6 +77,13 @@ def enterprise_detail(request: HttpRequest, credit_code: str) -> HttpResponse:
     )
 
 
+def _add_model_errors(form: Any, exc: ValidationError) -> None:
+    # The model's own validation (full_clean in the service), shown on the form's fields.
+    for field, errors in getattr(exc, "error_dict", {"__all__": exc.error_list}).items():
+        for error in errors:
+            form.add_error(field if field in form.fields else None, error)
+
+
 def _editable_fields(user: Any) -> tuple[str, ...]:
     if roles.has_ability(user, "edit_any_enterprise"):
         return STAFF_FIELDS
@@ -92,9 +100,11 @@ def enterprise_edit(request: HttpRequest, credit_code: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         changes = {k: v for k, v in form.cleaned_data.items() if v != current[k]}
         try:
-            services.enterprise_update(actor=request.user, enterprise=enterprise, changes=changes)
+            services.enterprise_update(actor=request.user, enterprise=enterprise, **changes)
         except KechuangError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except ValidationError as exc:
+            _add_model_errors(form, exc)
         else:
             messages.success(request, _("已保存。"))
             return redirect("registry:enterprise_detail", enterprise.credit_code)
@@ -105,7 +115,9 @@ def enterprise_edit(request: HttpRequest, credit_code: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def fiscal_year_edit(request: HttpRequest, credit_code: str, year: int | None = None) -> HttpResponse:
+def fiscal_year_edit(
+    request: HttpRequest, credit_code: str, year: int | None = None
+) -> HttpResponse:
     enterprise = access.enterprise_for_edit(request.user, credit_code)
     initial: dict[str, Any] = {}
     if year is not None:
@@ -119,11 +131,11 @@ def fiscal_year_edit(request: HttpRequest, credit_code: str, year: int | None = 
     if request.method == "POST" and form.is_valid():
         figures = {f: form.cleaned_data.get(f) for f in FISCAL_YEAR_FIELDS}
         try:
-            services.fiscal_year_save(
+            services.fiscal_year_set(
                 actor=request.user,
                 enterprise=enterprise,
                 year=form.cleaned_data["year"],
-                figures=figures,
+                **figures,
             )
         except KechuangError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)

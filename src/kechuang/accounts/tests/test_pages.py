@@ -1,0 +1,96 @@
+"""Login, logout and the audit log page, with the requests an intruder would send."""
+
+import datetime as dt
+
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from kechuang.accounts.models import AuditLog
+from kechuang.accounts.services import audit_record
+from kechuang.testing import PASSWORD
+
+
+def test_the_login_page_is_in_chinese_by_default(client):
+    response = client.get(reverse("accounts:login"))
+    assert response.status_code == 200
+    assert "登录" in response.content.decode()
+
+
+def test_a_user_logs_in_with_the_right_password_only(client, staff_zhang):
+    bad = client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": "nope"})
+    assert bad.status_code == 200 and "_auth_user_id" not in client.session
+    good = client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD})
+    assert good.status_code == 302 and client.session["_auth_user_id"] == str(staff_zhang.pk)
+
+
+def test_passwords_are_stored_hashed(staff_zhang):
+    assert PASSWORD not in staff_zhang.password
+    assert staff_zhang.password.startswith(("pbkdf2_", "argon2", "bcrypt", "scrypt"))
+
+
+def test_a_login_posted_without_csrf_token_is_refused(staff_zhang):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD}
+    )
+    assert response.status_code == 403
+    assert "_auth_user_id" not in client.session
+
+
+def test_logout_is_a_post_and_a_get_changes_nothing(client, staff_zhang):
+    client.force_login(staff_zhang)
+    assert client.get(reverse("accounts:logout")).status_code == 405
+    assert "_auth_user_id" in client.session
+    response = client.post(reverse("accounts:logout"))
+    assert response.status_code == 302 and "_auth_user_id" not in client.session
+
+
+def _entries(staff_zhang):
+    audit_record(
+        actor=staff_zhang,
+        action="update",
+        obj_type="enterprise",
+        obj_id="91310107MA1G00001U",
+        before={"contact_name": "王"},
+        after={"contact_name": "李"},
+    )
+    audit_record(actor=None, action="import", obj_type="import", obj_id="file.xlsx", before=None, after={"n": 3})
+
+
+def test_the_auditor_reads_and_filters_the_audit_log(client, auditor_li, staff_zhang):
+    _entries(staff_zhang)
+    client.force_login(auditor_li)
+    page = client.get(reverse("accounts:audit_log")).content.decode()
+    assert "contact_name: 王 → 李" in page and "file.xlsx" in page
+
+    only_staff = client.get(reverse("accounts:audit_log"), {"actor": "staff_zhang"}).content.decode()
+    assert "91310107MA1G00001U" in only_staff and "file.xlsx" not in only_staff
+
+    only_imports = client.get(reverse("accounts:audit_log"), {"obj_type": "import"}).content.decode()
+    assert "file.xlsx" in only_imports and "contact_name" not in only_imports
+
+
+def test_the_audit_log_filters_by_local_day(client, auditor_li, staff_zhang):
+    _entries(staff_zhang)
+    AuditLog.objects.update(at=timezone.now() - dt.timedelta(days=3))
+    client.force_login(auditor_li)
+    today = timezone.localdate().isoformat()
+    page = client.get(reverse("accounts:audit_log"), {"since": today}).content.decode()
+    assert "file.xlsx" not in page
+
+
+def test_nobody_but_auditors_and_admins_reads_the_audit_log(
+    client, staff_zhang, ent_alice, inst_lab, expert_wang, admin_root
+):
+    for user in (staff_zhang, ent_alice, inst_lab, expert_wang):
+        client.force_login(user)
+        assert client.get(reverse("accounts:audit_log")).status_code == 403, user.username
+    client.force_login(admin_root)
+    assert client.get(reverse("accounts:audit_log")).status_code == 200
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    response = client.get(reverse("accounts:audit_log"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
