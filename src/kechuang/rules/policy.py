@@ -136,6 +136,9 @@ class Input:
     invalid_when: Expr | None
     allow_negative: bool
     line: int | None
+    #: A presence flag (bool) whose FALSE means "not given": counts as absent when
+    #: required (e.g. rd_expense_expensed_by_period_present, RULES.md 4.3).
+    missing_when_false: bool = False
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,7 @@ def load_policy(path: str | Path) -> Policy:
             if "invalid_when" in spec
             else None,
             allow_negative=bool(spec.get("allow_negative", False)),
+            missing_when_false=bool(spec.get("missing_when_false", False)),
             line=_line(doc["inputs"], name),
         )
 

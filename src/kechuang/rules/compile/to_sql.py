@@ -479,12 +479,15 @@ class Compiler:
         missing = []
         for name in cols:
             inp = p.inputs[name]
+            absent = f"{_ident(name)} IS NULL"
+            if inp.missing_when_false:
+                absent = f"COALESCE({_ident(name)}, {d.false}) = {d.false}"
             if inp.required is None:
                 test = d.false
             else:
                 test = (
                     f"(COALESCE({self.cond(inp.required.tree)}, {d.false}) AND "
-                    f"{_ident(name)} IS NULL AND NOT {_ident('__inv_' + name)})"
+                    f"{absent} AND NOT {_ident('__inv_' + name)})"
                 )
             missing.append(f"{test} AS {_ident('__miss_' + name)}")
         any_missing = " OR ".join(_ident("__miss_" + n) for n in cols) or d.false

@@ -108,7 +108,9 @@ class Evaluator:
     def _missing_inputs(self) -> set[str]:
         missing = set()
         for name, inp in self.policy.inputs.items():
-            if inp.required is None or name in self.invalid or self.raw[name] is not None:
+            value = self.raw[name]
+            absent = value is None or (inp.missing_when_false and value is False)
+            if inp.required is None or name in self.invalid or not absent:
                 continue
             if self.interp(inp.required.tree) is True:
                 missing.add(name)
