@@ -141,12 +141,14 @@ def generate(
     last = LAST_FISCAL_YEAR
     for index in range(start, start + count):
         rng = random.Random(f"{seed}:{index}")
-        sector, _w, industry_codes, words, field, (rd_low, rd_high) = rng.choices(SECTORS, weights)[
-            0
-        ]
+        # The first two enterprises are the ones the demo enterprise users act
+        # for: a software company and an IC design house, as in the fixtures.
+        chosen = rng.choices(SECTORS, weights)[0]
+        if index < 2:
+            chosen = SECTORS[0] if index == 0 else SECTORS[3]
+        sector, _w, industry_codes, words, field, (rd_low, rd_high) = chosen
         tech = sector != "other"
         reg = _date(rng, dt.date(1998, 1, 1), dt.date(last, 10, 31))
-        # Index 0 and 1 are the two enterprises the demo enterprise users act for.
         name = (
             "上海"
             + rng.choice(_BRAND)
@@ -179,7 +181,7 @@ def generate(
             standards_participation=None if rng.random() < 0.5 else rng.random() < 0.1,
             is_ic_or_machine_tool_enterprise=sector == "ic_design"
             or e_is_machine_tool(industry_codes, rng),
-            ip_surveyed=None if incomplete else rng.random() < 0.9,
+            ip_surveyed=None if incomplete else (index < 2 or rng.random() < 0.9),
             compliance_checked=None if incomplete else rng.random() < 0.95,
         )
         records = EnterpriseRecords(enterprise=e)
@@ -380,10 +382,67 @@ def _ip_number(ip_type: str, applied: dt.date, index: int, k: int) -> str:
     return f"ZL{applied.year}{kind}{seq:07d}"
 
 
-def demo_present() -> bool:
+def demo_present(*, seed: int = DEFAULT_SEED) -> bool:
     """True when the demo district's first enterprise is already in the registry."""
-    first = next(generate(count=1))
+    first = next(generate(count=1, seed=seed))
     return Enterprise.objects.filter(credit_code=first.enterprise.credit_code).exists()
+
+
+#: (username, role, index of the enterprise it acts for, who it is)
+DEMO_USERS: tuple[tuple[str, str, int | None, str], ...] = (
+    ("staff_zhang", "staff", None, "科委工作人员 commission staff"),
+    ("ent_alice", "enterprise", 0, "企业用户 enterprise user"),
+    ("ent_bob", "enterprise", 1, "企业用户 enterprise user"),
+    ("inst_lab", "institution", None, "服务机构 testing lab"),
+    ("expert_wang", "expert", None, "评审专家 expert reviewer"),
+    ("auditor_li", "auditor", None, "审计 auditor"),
+)
+
+
+def demo_logins(*, seed: int = DEFAULT_SEED) -> list[dict]:
+    """Create the demo users that are missing and return every demo login.
+
+    Generated passwords are kept in the data folder (demo-logins.json) so a
+    re-run prints the same ones; an existing user's password is never changed."""
+    import json
+    import secrets
+
+    from django.conf import settings
+
+    from kechuang.accounts.models import User
+
+    store = Path(settings.DATA_DIR) / "demo-logins.json"
+    saved: dict[str, str] = json.loads(store.read_text("utf-8")) if store.exists() else {}
+    firsts = [r.enterprise.credit_code for r in generate(count=2, seed=seed)]
+    logins = []
+    for username, role, index, note in DEMO_USERS:
+        enterprise = None
+        if index is not None:
+            enterprise = Enterprise.objects.filter(credit_code=firsts[index]).first()
+            if enterprise is None:
+                continue  # the demo district was not built
+            note = f"{note}: {enterprise.name} {enterprise.credit_code}"
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            saved[username] = secrets.token_urlsafe(9)
+            User.objects.create_user(
+                username=username, password=saved[username], role=role, enterprise=enterprise
+            )
+        password = saved.get(username, "")
+        if not password or not user_has_password(username, password):
+            password = "(unchanged, not shown)"
+        logins.append({"username": username, "role": role, "password": password, "note": note})
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(saved, indent=1), "utf-8")
+    store.chmod(0o600)
+    return logins
+
+
+def user_has_password(username: str, password: str) -> bool:
+    from kechuang.accounts.models import User
+
+    user = User.objects.filter(username=username).first()
+    return bool(user and user.check_password(password))
 
 
 def demo_build(
