@@ -422,15 +422,21 @@ class Compiler:
         return exp.Literal.number(f"{float(value):.{scale}f}" if scale < 15 else str(value))
 
     # ------------------------------------------------------------------ query
+    def round6(self, x: str) -> str:
+        # PostgreSQL has ROUND(numeric, int) but no ROUND(double precision, int).
+        if self.d.name == "postgres":
+            return f"ROUND(CAST({x} AS NUMERIC), 6)"
+        return f"ROUND({x}, 6)"
+
     def output_value(self, s: Sql, typ: str) -> str:
         if s.kind == "num":
             if typ == "ratio":
-                return f"ROUND({self.as_float(s)}, 6)"
+                return self.round6(self.as_float(s))
             if s.scale == 0:
                 return s.text
             return self.d.to_decimal.format(x=s.text, s=s.scale, f=10**s.scale)
         if s.kind == "float":
-            return f"ROUND({s.text}, 6)"
+            return self.round6(s.text)
         return s.text
 
     def compile(self, table: str) -> CompiledPolicy:
