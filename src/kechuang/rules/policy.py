@@ -49,16 +49,23 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    explicit: set = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in explicit:
+            raise PolicyFileError(
+                str(loader.name), key_node.start_mark.line + 1, f"duplicate key '{key}'"
+            )
+        explicit.add(key)
+    # A `<<: *anchor` merge comes first; keys written next to it override it.
     loader.flatten_mapping(node)
     result = _Map()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise PolicyFileError(
-                str(loader.name), key_node.start_mark.line + 1, f"duplicate key '{key}'"
-            )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -139,6 +146,9 @@ class Input:
     #: A presence flag (bool) whose FALSE means "not given": counts as absent when
     #: required (e.g. rd_expense_expensed_by_period_present, RULES.md 4.3).
     missing_when_false: bool = False
+    #: When not TRUE the input is ignored: never invalid, never missing (e.g. a fiscal
+    #: year outside the window, RULES.md 2.2 "Inputs outside the window are ignored").
+    relevant_when: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -284,8 +294,9 @@ class Policy:
         defs: dict[str, Expr] = dict(self.derived)
         defs.update({c.name: c.expr for c in self.criteria.values()})
         for s in self.scores.values():
-            defs[f"{s.name}_min"] = s.min
-            defs[f"{s.name}_max"] = s.max
+            # A score may simply name derived values `<name>_min` / `<name>_max`.
+            defs.setdefault(f"{s.name}_min", s.min)
+            defs.setdefault(f"{s.name}_max", s.max)
         return defs
 
 
@@ -406,6 +417,9 @@ def load_policy(path: str | Path) -> Policy:
             allow_negative=bool(spec.get("allow_negative", False)),
             missing_when_false=bool(spec.get("missing_when_false", False)),
             line=_line(doc["inputs"], name),
+            relevant_when=r.expr(spec, "relevant_when", f"input {name}")
+            if "relevant_when" in spec
+            else None,
         )
 
     parameters: dict[str, Parameter] = {}
@@ -621,13 +635,16 @@ def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
     for name, e in defs.items():
         check(e, name)
     for inp in policy.inputs.values():
-        if inp.invalid_when is not None:
-            unknown = inp.invalid_when.names - set(policy.inputs) - set(BUILTINS)
+        for raw_expr in (inp.invalid_when, inp.relevant_when):
+            if raw_expr is None:
+                continue
+            unknown = raw_expr.names - set(policy.inputs) - {"as_of", "as_of_year"}
             if unknown:
                 raise PolicyFileError(
                     str(policy.path),
-                    inp.invalid_when.line,
-                    f"input {inp.name}: invalid_when may read only inputs, not {sorted(unknown)}",
+                    raw_expr.line,
+                    f"input {inp.name}: invalid_when/relevant_when read raw inputs only,"
+                    f" not {sorted(unknown)}",
                 )
         if inp.required is not None:
             check(inp.required, f"input {inp.name}")

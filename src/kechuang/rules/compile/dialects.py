@@ -27,6 +27,7 @@ class Dialect:
     float_div: str
     true: str
     false: str
+    text_type: str
     #: The outermost output of an exact value: scaled integer -> decimal number.
     to_decimal: str
 
@@ -43,6 +44,7 @@ DIALECTS: dict[str, Dialect] = {
         float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",
         true="TRUE",
         false="FALSE",
+        text_type="VARCHAR",
         to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
     ),
     "postgres": Dialect(
@@ -54,6 +56,7 @@ DIALECTS: dict[str, Dialect] = {
         float_div="(CAST({a} AS DOUBLE PRECISION) / NULLIF(CAST({b} AS DOUBLE PRECISION), 0))",
         true="TRUE",
         false="FALSE",
+        text_type="TEXT",
         to_decimal="(CAST({x} AS NUMERIC) / {f})",
     ),
     "sqlite": Dialect(
@@ -67,6 +70,7 @@ DIALECTS: dict[str, Dialect] = {
         float_div="(CAST({a} AS REAL) / NULLIF({b}, 0))",
         true="1",
         false="0",
+        text_type="TEXT",
         to_decimal="(CAST({x} AS REAL) / {f})",
     ),
     "spark": Dialect(
@@ -78,6 +82,7 @@ DIALECTS: dict[str, Dialect] = {
         float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",
         true="TRUE",
         false="FALSE",
+        text_type="STRING",
         to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
     ),
 }

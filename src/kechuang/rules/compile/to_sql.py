@@ -89,9 +89,13 @@ class Compiler:
         for node in tree.walk():
             if isinstance(node, exp.Div):
                 return True
-            if isinstance(node, exp.Column) and node.name in self.defs and node.name not in seen:
-                if self._has_div(self.defs[node.name].tree, seen | {node.name}):
-                    return True
+            if (
+                isinstance(node, exp.Column)
+                and node.name in self.defs
+                and node.name not in seen
+                and self._has_div(self.defs[node.name].tree, seen | {node.name})
+            ):
+                return True
         return False
 
     def num(self, value: Fraction) -> Sql:
@@ -105,6 +109,10 @@ class Compiler:
             raise CompileError("internal: cannot drop scale")
         if scale == s.scale:
             return s.text
+        if s.text.lstrip("-").isdigit():
+            # A literal: scale it here, so that the engine never multiplies two small
+            # integer literals (DuckDB types 200000000 * 100 as INT32 and overflows).
+            return str(int(s.text) * 10 ** (scale - s.scale))
         return f"({s.text} * {10 ** (scale - s.scale)})"
 
     def bool_lit(self, v: bool) -> str:
@@ -429,6 +437,8 @@ class Compiler:
         return f"ROUND({x}, 6)"
 
     def output_value(self, s: Sql, typ: str) -> str:
+        if typ == "text" and s.kind == "num" and s.scale == 0:
+            return self.text(s)
         if s.kind == "num":
             if typ == "ratio":
                 return self.round6(self.as_float(s))
@@ -469,6 +479,9 @@ class Compiler:
             if inp.invalid_when is not None:
                 tests.append(f"COALESCE({self.cond(inp.invalid_when.tree)}, {d.false})")
             flag = " OR ".join(f"({t})" for t in tests) if tests else d.false
+            if inp.relevant_when is not None and tests:
+                relevant = f"COALESCE({self.cond(inp.relevant_when.tree)}, {d.false})"
+                flag = f"{relevant} AND ({flag})"
             flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
         ctes.append(("flagged", f"SELECT raw.*, {', '.join(flags)} FROM raw"))
         clean = ['"entity_id"'] + [
@@ -532,7 +545,8 @@ class Compiler:
                 parts = []
                 for cond, text in zip(o.exprs[::2], o.exprs[1::2], strict=True):
                     parts.append(
-                        f"CASE WHEN {self.cond(cond.tree)} THEN {self.expr(text.tree).text} || ',' ELSE '' END"
+                        f"CASE WHEN {self.cond(cond.tree)} THEN "
+                        f"{self.text(self.expr(text.tree))} || ',' ELSE '' END"
                     )
                 out.append(f"{guard(' || '.join(parts) or chr(39) * 2)} AS {_ident(base)}")
                 columns[base] = (o.path, "list")
@@ -550,6 +564,12 @@ class Compiler:
         with_sql = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
         sql = f"WITH {with_sql}\nSELECT {', '.join(out)} FROM {prev}"
         return CompiledPolicy(p.id, d.name, self.as_of, sql, columns)
+
+    def text(self, s: Sql) -> str:
+        """A value as text (a year in a list of window years)."""
+        if s.kind == "text":
+            return s.text
+        return f"CAST({s.text} AS {self.d.text_type})"
 
     def _path(self, name: str) -> str:
         from kechuang.rules.facts import COLUMNS_BY_NAME

@@ -96,6 +96,8 @@ class Evaluator:
         raw_interp = Interpreter(self._raw_lookup, self.policy.bands)
         for name, inp in self.policy.inputs.items():
             value = self.raw[name]
+            if inp.relevant_when is not None and raw_interp(inp.relevant_when.tree) is not True:
+                continue
             if inp.type == "date" and row.get(f"{name}_invalid") or (
                 inp.type in NUMERIC
                 and not inp.allow_negative
