@@ -536,6 +536,12 @@ class Compiler:
             def guard(text: str, present: str | None = present) -> str:
                 return text if present is None else f"CASE WHEN {present} THEN {text} END"
 
+            if present is not None:
+                # The leaf is omitted (not null) when present_when is not TRUE.
+                flag = f"__present__{base}"
+                out.append(f"COALESCE({present}, {d.false}) AS {_ident(flag)}")
+                columns[flag] = (o.path, "present")
+
             if o.kind == "interval":
                 for end, e in zip(("min", "max"), o.exprs, strict=True):
                     s = self.expr(e.tree)

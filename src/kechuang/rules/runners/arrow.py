@@ -56,8 +56,15 @@ def decode(compiled: CompiledPolicy, row: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
 
+    absent = {
+        path
+        for col, (path, typ) in compiled.columns.items()
+        if typ == "present" and not row.get(col)
+    }
     intervals: dict[tuple[str, ...], list[Any]] = {}
     for col, (path, typ) in compiled.columns.items():
+        if typ == "present" or path in absent:
+            continue
         value = row.get(col)
         if typ.startswith("interval_"):
             intervals.setdefault(path, [None, None])[0 if typ.endswith("min") else 1] = _number(
