@@ -1,0 +1,254 @@
+"""Registry import: all or nothing, every bad row reported, upsert by credit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from openpyxl import Workbook, load_workbook
+
+from kechuang.accounts.models import AuditLog
+from kechuang.registry.demo import demo_build
+from kechuang.registry.exports import registry_export
+from kechuang.registry.imports import error_report_workbook
+from kechuang.registry.models import Certification, Enterprise, FiscalYear, IPAsset
+from kechuang.registry.services import registry_import
+from kechuang.testing import credit_code
+
+CODE_A = credit_code("91310107MA1H00001")
+CODE_B = credit_code("91310107MA1H00002")
+ENTERPRISE_HEADERS = [
+    "统一社会信用代码",
+    "企业名称",
+    "注册成立日期",
+    "街道/镇",
+    "国民经济行业分类代码",
+]
+FY_HEADERS = ["统一社会信用代码", "年度", "销售收入", "研发费用总额", "职工总数", "科技人员数"]
+
+
+def workbook(sheets: dict[str, list[list]]) -> io.BytesIO:
+    wb = Workbook()
+    wb.remove(wb.active)
+    for title, rows in sheets.items():
+        ws = wb.create_sheet(title)
+        for row in rows:
+            ws.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    out.seek(0)
+    return out
+
+
+def good_file() -> io.BytesIO:
+    return workbook(
+        {
+            "企业": [
+                ENTERPRISE_HEADERS,
+                [CODE_A, "上海甲软件有限公司", dt.date(2019, 5, 6), "长寿路街道", "6513"],
+                [CODE_B, "上海乙芯片技术有限公司", "2020-07-15", "桃浦镇", 6520],
+            ],
+            "年度财务": [
+                FY_HEADERS,
+                [CODE_A, 2023, 1000000.5, 80000, 20, 8],
+                [CODE_A, 2024, "1,200,000", 90000, 22, 9],
+                [CODE_B, 2024, 5000000, None, 40, 30],
+            ],
+            "知识产权": [
+                ["统一社会信用代码", "登记号/专利号", "类型", "状态", "授权日", "自主研发"],
+                [CODE_A, "2021SR0000001", "软件著作权", "有效", "2021-03-01", "是"],
+                [CODE_B, "ZL202110000001", "发明专利", "valid", "2022-01-05", "否"],
+            ],
+            "资质": [
+                ["统一社会信用代码", "资质类型", "证书编号", "发证日期", "有效期至"],
+                [CODE_A, "科技型中小企业", "202431010700001", "2024-04-10", "2024-12-31"],
+            ],
+        }
+    )
+
+
+def do_import(file, name="registry.xlsx", actor=None):
+    return registry_import(file=file, filename=name, actor=actor)
+
+
+def test_a_good_workbook_creates_enterprises_fiscal_years_ip_and_certificates(db, staff_zhang):
+    result = do_import(good_file(), actor=staff_zhang)
+    assert result.ok, result.errors
+    assert result.counts["enterprises"]["created"] == 2
+    assert result.counts["fiscal_years"]["created"] == 3
+    a = Enterprise.objects.get(credit_code=CODE_A)
+    assert a.registration_date == dt.date(2019, 5, 6) and a.industry == "software"
+    fy = FiscalYear.objects.get(enterprise=a, year=2023)
+    assert fy.sales_revenue == Decimal("1000000.50")
+    assert FiscalYear.objects.get(enterprise=a, year=2024).sales_revenue == Decimal("1200000")
+    assert IPAsset.objects.get(number="ZL202110000001").ip_class == "I"
+    assert Certification.objects.get(enterprise=a).kind == "tsme"
+    entry = AuditLog.objects.filter(obj_id=CODE_A, action="enterprise_create").get()
+    assert entry.actor == staff_zhang and entry.after["name"] == "上海甲软件有限公司"
+
+
+def test_a_blank_cell_means_unknown_not_zero(db):
+    do_import(good_file())
+    fy = FiscalYear.objects.get(enterprise__credit_code=CODE_B, year=2024)
+    assert fy.rd_expense is None
+
+
+def test_reimporting_the_same_file_changes_nothing_and_logs_nothing(db, staff_zhang):
+    do_import(good_file(), actor=staff_zhang)
+    logged = AuditLog.objects.count()
+    result = do_import(good_file(), actor=staff_zhang)
+    assert result.ok
+    assert all(c["created"] == 0 and c["updated"] == 0 for c in result.counts.values())
+    assert AuditLog.objects.count() == logged
+    assert Enterprise.objects.count() == 2 and FiscalYear.objects.count() == 3
+
+
+def test_a_changed_figure_is_updated_and_audited_with_before_and_after(db, staff_zhang):
+    do_import(good_file())
+    changed = workbook({"年度财务": [FY_HEADERS, [CODE_A, 2024, 1300000, 90000, 22, 9]]})
+    result = do_import(changed, actor=staff_zhang)
+    assert result.counts["fiscal_years"] == {"created": 0, "updated": 1, "unchanged": 0}
+    entry = AuditLog.objects.get(action="fiscal_year_update")
+    assert entry.obj_id == f"{CODE_A}/2024" and entry.actor == staff_zhang
+    assert entry.before == {"sales_revenue": "1200000.00"}
+    assert entry.after == {"sales_revenue": "1300000.00"}
+
+
+def test_columns_absent_from_the_file_are_left_as_they_are(db):
+    do_import(good_file())
+    only_names = workbook(
+        {"enterprises": [["credit_code", "name"], [CODE_A, "上海甲软件股份有限公司"]]}
+    )
+    assert do_import(only_names).ok
+    a = Enterprise.objects.get(credit_code=CODE_A)
+    assert a.name == "上海甲软件股份有限公司" and a.street == "长寿路街道"
+
+
+def test_english_headers_import_like_chinese_ones(db):
+    file = workbook(
+        {
+            "enterprises": [
+                ["credit_code", "name", "registration_date", "industry_code", "ip_surveyed"],
+                [CODE_A, "Alpha Software", "2019/05/06", "6513", "yes"],
+            ]
+        }
+    )
+    assert do_import(file).ok
+    assert Enterprise.objects.get(credit_code=CODE_A).ip_surveyed is True
+
+
+def test_a_file_with_bad_rows_is_rejected_whole_with_every_problem_reported(db):
+    file = workbook(
+        {
+            "企业": [
+                [*ENTERPRISE_HEADERS, "颜色"],
+                [CODE_A, "好企业", "2019-05-06", "长寿路街道", "6513", ""],
+                ["91310107MA1H000019", "校验位错", "2019-05-06", "", "6513", ""],
+                [CODE_B, "行业错", "2019-05-06", "", "9999", ""],
+                [CODE_A, "重复", "2019-05-06", "", "6513", ""],
+                [credit_code("91310107MA1H00003"), "日期错", "2019-13-45", "", "6513", ""],
+            ],
+            "年度财务": [
+                FY_HEADERS,
+                [CODE_A, 2024, -5, 0, 10, 2],
+                [CODE_A, 2023, 100, 0, 10, 12],
+            ],
+        }
+    )
+    result = do_import(file)
+    assert not result.ok
+    found = {(e.sheet, e.row, e.column) for e in result.errors}
+    assert ("企业", 1, "颜色") in found  # unknown column
+    assert ("企业", 3, "统一社会信用代码") in found  # bad check digit
+    assert ("企业", 4, "国民经济行业分类代码") in found  # unknown industry
+    assert ("企业", 6, "注册成立日期") in found  # bad date
+    assert ("年度财务", 2, "销售收入") in found  # negative amount
+    assert ("年度财务", 3, "科技人员数") in found  # S&T staff above total
+    duplicate = [e for e in result.errors if e.row == 5]
+    assert duplicate and "duplicate of row 2" in duplicate[0].reason
+    assert all("/" in e.reason for e in result.errors)  # Chinese / English
+    assert Enterprise.objects.count() == 0 and FiscalYear.objects.count() == 0
+    assert AuditLog.objects.count() == 0
+
+
+def test_a_row_for_an_enterprise_nobody_registered_is_rejected(db):
+    file = workbook({"年度财务": [FY_HEADERS, [CODE_A, 2024, 100, 1, 10, 2]]})
+    result = do_import(file)
+    assert not result.ok
+    assert result.errors[0].row == 2 and "neither registered" in result.errors[0].reason
+
+
+def test_an_ip_number_registered_to_another_enterprise_is_rejected(db):
+    do_import(good_file())
+    file = workbook(
+        {
+            "知识产权": [
+                ["统一社会信用代码", "登记号/专利号", "类型", "状态"],
+                [CODE_A, "ZL202110000001", "发明专利", "有效"],
+            ]
+        }
+    )
+    result = do_import(file)
+    assert not result.ok and "another enterprise" in result.errors[0].reason
+    assert IPAsset.objects.get(number="ZL202110000001").enterprise.credit_code == CODE_B
+
+
+def test_a_csv_file_is_recognised_by_its_headers(db):
+    do_import(good_file())
+    csv = f"统一社会信用代码,年度,销售收入\n{CODE_B},2023,4000000\n"
+    result = do_import(io.BytesIO(csv.encode("utf-8-sig")), name="fy.csv")
+    assert result.ok, result.errors
+    assert (
+        FiscalYear.objects.get(enterprise__credit_code=CODE_B, year=2023).sales_revenue == 4000000
+    )
+
+
+def test_the_error_report_workbook_lists_every_problem(db):
+    file = workbook(
+        {"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""], ["-abc", "y", "", "", ""]]}
+    )
+    result = do_import(file)
+    ws = load_workbook(io.BytesIO(error_report_workbook(result.errors))).active
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0][1] == "行 row" and len(rows) == 1 + len(result.errors) == 3
+    assert rows[2][3] == "'-abc"  # never a formula in the report
+
+
+def test_the_import_command_exits_non_zero_and_prints_the_report(db, tmp_path, capsys):
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(workbook({"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""]]}).getvalue())
+    with pytest.raises(CommandError):
+        call_command("import", str(path))
+    assert "统一社会信用代码" in capsys.readouterr().err
+    assert Enterprise.objects.count() == 0
+
+
+def test_the_import_command_reports_what_it_wrote(db, tmp_path, capsys):
+    path = tmp_path / "good.xlsx"
+    path.write_bytes(good_file().getvalue())
+    call_command("import", str(path))
+    assert "enterprises: 2 created" in capsys.readouterr().out
+
+
+def test_an_export_imports_back_without_a_single_change(db, tmp_path):
+    demo_build(count=60)
+    path = tmp_path / "registry.xlsx"
+    counts = registry_export(out=path, filters={})
+    assert counts["enterprises"] == 60
+    logged = AuditLog.objects.count()
+    result = registry_import(file=path, filename=path.name, actor=None)
+    assert result.ok, result.errors[:3]
+    assert all(c["created"] == c["updated"] == 0 for c in result.counts.values())
+    assert AuditLog.objects.count() == logged
+
+
+def test_an_export_can_be_limited_to_one_street(db, tmp_path):
+    demo_build(count=60)
+    street = Enterprise.objects.first().street
+    path = tmp_path / "street.xlsx"
+    counts = registry_export(out=path, filters={"street": street})
+    assert counts["enterprises"] == Enterprise.objects.filter(street=street).count() < 60

@@ -1,0 +1,75 @@
+"""Single-record services: every change audited, refusals named, constraints held."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from kechuang.accounts.models import AuditLog
+from kechuang.errors import KechuangError
+from kechuang.registry.models import FiscalYear
+from kechuang.registry.services import enterprise_create, enterprise_update, fiscal_year_set
+from kechuang.testing import credit_code
+
+
+def test_it_records_who_changed_an_enterprise_and_the_fields_before_and_after(
+    alice_corp, staff_zhang
+):
+    enterprise_update(
+        actor=staff_zhang, enterprise=alice_corp, street="万里街道", name=alice_corp.name
+    )
+    entry = AuditLog.objects.get(action="enterprise_update")
+    assert entry.actor == staff_zhang and entry.obj_id == alice_corp.credit_code
+    assert entry.before == {"street": "长风新村街道"} and entry.after == {"street": "万里街道"}
+
+
+def test_an_update_that_changes_nothing_writes_no_audit_entry(alice_corp, staff_zhang):
+    enterprise_update(actor=staff_zhang, enterprise=alice_corp, street=alice_corp.street)
+    assert not AuditLog.objects.exists()
+
+
+def test_it_refuses_an_enterprise_with_a_bad_credit_code(db, staff_zhang):
+    with pytest.raises(KechuangError) as refused:
+        enterprise_create(actor=staff_zhang, credit_code="91310107MA1G000010", name="x")
+    assert refused.value.field == "credit_code"
+
+
+def test_it_refuses_an_enterprise_already_registered(alice_corp, staff_zhang):
+    with pytest.raises(KechuangError, match="already registered"):
+        enterprise_create(actor=staff_zhang, credit_code=alice_corp.credit_code, name="x")
+
+
+def test_it_creates_an_enterprise_and_audits_the_creation(db, staff_zhang):
+    code = credit_code("91310107MA1J00001")
+    enterprise_create(actor=staff_zhang, credit_code=code, name="新企业", industry_code="7320")
+    assert AuditLog.objects.get(obj_id=code).after == {"name": "新企业", "industry_code": "7320"}
+
+
+def test_it_refuses_more_sci_tech_staff_than_staff(alice_corp, staff_zhang):
+    with pytest.raises(KechuangError) as refused:
+        fiscal_year_set(
+            actor=staff_zhang, enterprise=alice_corp, year=2024, staff_sci_tech=Decimal("121")
+        )
+    assert refused.value.field == "staff_sci_tech"
+
+
+def test_a_new_fiscal_year_is_audited_as_a_creation(alice_corp, staff_zhang):
+    fiscal_year_set(actor=staff_zhang, enterprise=alice_corp, year=2023, rd_expense=Decimal("5.00"))
+    entry = AuditLog.objects.get(action="fiscal_year_create")
+    assert entry.obj_id == f"{alice_corp.credit_code}/2023" and entry.after == {
+        "rd_expense": "5.00"
+    }
+
+
+def test_the_database_itself_refuses_a_negative_amount(alice_corp):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FiscalYear.objects.create(enterprise=alice_corp, year=2020, rd_expense=Decimal("-1"))
+
+
+def test_the_database_itself_refuses_more_sci_tech_staff_than_staff(alice_corp):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FiscalYear.objects.create(
+            enterprise=alice_corp, year=2020, staff_total=Decimal(5), staff_sci_tech=Decimal(6)
+        )
