@@ -67,7 +67,7 @@ def handwritten_sql(source: str, as_of: dt.date) -> str:
         p = f"fy{k}_"
         per_year.append(f"""
       CASE WHEN registration_date IS NOT NULL THEN registration_year <= {y - k}
-           WHEN registration_date_invalid THEN FALSE ELSE coalesce({p}present, FALSE) END AS w{k},
+           ELSE coalesce({p}present, FALSE) END AS w{k},
       CASE WHEN {p}sales_revenue >= 0 THEN {p}sales_revenue END AS s{k},
       CASE WHEN {p}rd_expense >= 0 THEN {p}rd_expense END AS rd{k},
       CASE WHEN {p}rd_expense_domestic >= 0 AND {p}rd_expense_domestic <= {p}rd_expense
@@ -129,13 +129,13 @@ WITH base AS (
     (c1 >= 1 OR c2 >= 1) AS c_ip,
     tech_field_supported AS c_field,
     sci * 10 >= st AS c_staff,
-    CASE WHEN sum_s IS NULL OR sum_rd IS NULL OR s1 IS NULL THEN NULL
-         WHEN sum_s = 0 THEN FALSE
+    CASE WHEN sum_s = 0 THEN FALSE
+         WHEN sum_s IS NULL OR sum_rd IS NULL OR s1 IS NULL THEN NULL
          ELSE sum_rd >= (CASE WHEN s1 <= 50000000 THEN 0.05 WHEN s1 <= 200000000 THEN 0.04
                               ELSE 0.03 END) * sum_s END AS c_rd,
-    CASE WHEN sum_rd IS NULL OR sum_dom IS NULL THEN NULL WHEN sum_rd = 0 THEN FALSE
+    CASE WHEN sum_rd = 0 THEN FALSE WHEN sum_rd IS NULL OR sum_dom IS NULL THEN NULL
          ELSE sum_dom >= 0.6 * sum_rd END AS c_dom,
-    CASE WHEN ti IS NULL OR ht IS NULL THEN NULL WHEN ti = 0 THEN FALSE
+    CASE WHEN ti = 0 THEN FALSE WHEN ti IS NULL OR ht IS NULL THEN NULL
          ELSE ht >= 0.6 * ti END AS c_ht,
     NOT major_incident_within_365d AS c_inc,
     registered_in_mainland AS c_mainland, resident_enterprise AS c_resident,
