@@ -1,5 +1,7 @@
 """Fixtures shared by every test module: the people of kechuang.testing."""
 
+import pytest
+
 from kechuang.testing import (  # noqa: F401
     admin_root,
     alice_corp,
@@ -11,3 +13,9 @@ from kechuang.testing import (  # noqa: F401
     inst_lab,
     staff_zhang,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness protects real passwords; tests create many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
