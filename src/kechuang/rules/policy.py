@@ -217,6 +217,8 @@ class Band:
     article: str
     rows: tuple[BandRow, ...]
     line: int | None
+    #: The values the band must cover without gap or overlap (default: every number).
+    domain: tuple[Bound, Bound] = (Bound(None, False), Bound(None, False))
 
     def row_for(self, x: Fraction) -> BandRow | None:
         for row in self.rows:
@@ -484,12 +486,17 @@ def load_policy(path: str | Path) -> Policy:
                     str(row["when"]), _line(row),
                 )
             )
+        try:
+            domain = _parse_bound(str(spec.get("domain", "(-inf, inf)")))
+        except ValueError as e:
+            raise r.fail(spec, f"{where}: domain {e}", "domain") from None
         bands[name] = Band(
             name,
             r.text(spec, "title", where) if "title" in spec else Text(name, name),
             str(spec.get("article", "")),
             tuple(rows),
             _line(doc["bands"], name),
+            domain,
         )
 
     derived: dict[str, Expr] = {}

@@ -1,0 +1,57 @@
+"""Broken policy files: one per failure mode, each reported with its file, line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kechuang.rules import load_policies
+from kechuang.rules.checks import check_policy
+from kechuang.rules.errors import PolicyFileError
+from kechuang.rules.policy import load_policy
+
+BAD = Path(__file__).parent / "bad_policies"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "words"),
+    [
+        ("band_gap.yaml", 9, ["band points", "gap between [1, 4) and [5, inf)"]),
+        ("band_overlap.yaml", 8, ["band points", "overlap"]),
+        ("timeline_hole.yaml", 9, ["parameter ratio", "no value from 2021-01-01 to 2021-12-31"]),
+        ("timeline_overlap.yaml", 9, ["parameter ratio", "overlaps"]),
+        ("never_true.yaml", 9, ["criterion impossible", "never be true"]),
+        ("never_false.yaml", 9, ["criterion always", "never be false"]),
+        ("unread_input.yaml", 5, ["input ip_class2_count", "never read"]),
+    ],
+)
+def test_static_check_names_file_line_and_reason(name, line, words):
+    findings = [str(f) for f in check_policy(load_policy(BAD / name))]
+    assert any(
+        f.startswith(f"{BAD / name}:{line}:") and all(w in f for w in words) for f in findings
+    ), findings
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "words"),
+    [
+        ("unknown_name.yaml", 6, ["unknown name", "minimum_count"]),
+        ("bad_expression.yaml", 6, ["not allowed", "Subquery"]),
+        ("cycle.yaml", None, ["cycle", "a -> b -> a"]),
+        ("indentation.yaml", 5, ["invalid YAML"]),
+    ],
+)
+def test_a_bad_file_fails_to_load_with_file_line_and_reason(name, line, words):
+    with pytest.raises(PolicyFileError) as caught:
+        load_policy(BAD / name)
+    message = str(caught.value)
+    assert message.startswith(str(BAD / name))
+    if line is not None:
+        assert caught.value.line == line, message
+    assert all(w in message for w in words), message
+
+
+def test_the_shipped_policy_packs_pass_every_static_check():
+    findings = [str(f) for p in load_policies().values() for f in check_policy(p)]
+    assert findings == []
