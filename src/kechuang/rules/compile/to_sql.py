@@ -115,6 +115,11 @@ class Compiler:
             return str(int(s.text) * 10 ** (scale - s.scale))
         return f"({s.text} * {10 ** (scale - s.scale)})"
 
+    def null_num(self) -> str:
+        # A typed NULL: PostgreSQL types a column that is NULL on every branch as text,
+        # and `text * integer` then fails (e.g. a parameter not yet in force on as_of).
+        return self.d.to_int0.format(x="NULL")
+
     def bool_lit(self, v: bool) -> str:
         return self.d.true if v else self.d.false
 
@@ -148,12 +153,14 @@ class Compiler:
         if param.select_by is None:
             entry = param.at(self.as_of)
             if entry is None or entry.value is None:
-                return Sql("NULL", "num", scale)
+                return Sql(self.null_num(), "num", scale)
             return Sql(self.rescale(self.num(entry.value), scale), "num", scale)
         key = self.expr(param.select_by.tree)
         branches = []
         for entry in param.entries:
-            value = "NULL" if entry.value is None else self.rescale(self.num(entry.value), scale)
+            value = (
+                self.null_num() if entry.value is None else self.rescale(self.num(entry.value), scale)
+            )
             cond = f"{key.text} >= {date_int(entry.start)}"
             if entry.end is not None:
                 cond += f" AND {key.text} <= {date_int(entry.end)}"
@@ -385,7 +392,7 @@ class Compiler:
             return Sql(f"({self.rescale(d, 0)} - 10000 * {self.rescale(years, 0)})", "num", 0)
         x = self.expr(args[0])
         if x.kind == "null":
-            return Sql("NULL", "num", 2)
+            return Sql(self.null_num(), "num", 2)
         if x.scale <= 2:
             return Sql(self.rescale(x, 2), "num", 2)
         f = 10 ** (x.scale - 2)
