@@ -44,6 +44,8 @@ def spark_session():  # -> pyspark.sql.SparkSession (pyspark imported lazily: it
                 .config("spark.driver.memory", "1g")
                 # Exact decimals: an overflowing decimal must fail, not become NULL.
                 .config("spark.sql.ansi.enabled", "true")
+                # The compiled queries quote identifiers with double quotes, as standard SQL.
+                .config("spark.sql.ansi.doubleQuotedIdentifiers", "true")
                 .getOrCreate()
             )
             _SESSION.sparkContext.setLogLevel("ERROR")
