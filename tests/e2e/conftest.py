@@ -44,7 +44,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser) -> Iterator[object]:
-    context = browser.new_context(locale="zh-CN")
+    # An English-language browser, as on many office machines: the UI must still
+    # start in Chinese and turn English only through the switch.
+    context = browser.new_context(locale="en-US")
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from ninja import File, Query, Router, Schema
 from ninja.files import UploadedFile
 
@@ -153,7 +153,7 @@ class SearchParams(Schema):
     response={200: ImportOut, 422: ImportOut},
     summary="Import enterprises, fiscal years, IP and certifications (staff)",
 )
-def import_file(request: HttpRequest, file: File[UploadedFile]) -> tuple[int, Any]:
+def import_file(request: HttpRequest, file: File[UploadedFile]) -> JsonResponse:
     """A file with any bad row is rejected whole (422, every bad row listed) and nothing is written."""
     access.require(request.user, "import_registry")
     result = services.registry_import(file=file, filename=file.name, actor=request.user)
@@ -171,7 +171,9 @@ def import_file(request: HttpRequest, file: File[UploadedFile]) -> tuple[int, An
             for e in result.errors
         ],
     }
-    return (200 if result.ok else 422), body
+    # A plain JsonResponse: the body is already plain data, and this works with
+    # every django-ninja the project allows (tuples are deprecated, Status is new).
+    return JsonResponse(body, status=200 if result.ok else 422)
 
 
 @router.get("", response=EnterprisePage, summary="List and search enterprises")

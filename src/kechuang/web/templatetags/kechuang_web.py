@@ -37,3 +37,15 @@ def audit_changes(entry) -> list[tuple[str, object, object]]:
         for name in names
         if entry.before is None or entry.after is None or before.get(name) != after.get(name)
     ]
+
+
+@register.filter
+def industry_name(code: str) -> str:
+    """``6513`` → ``6513 应用软件开发`` (or the division's name for an unlisted class)."""
+    from kechuang.registry import codes
+
+    if not code:
+        return ""
+    table = codes.industry_codes()
+    name = table.get(code) or table.get(code[:2], "")
+    return f"{code} {name}".strip()

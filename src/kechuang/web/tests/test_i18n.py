@@ -46,6 +46,11 @@ def test_pages_are_in_chinese_by_default(client):
     assert "登录" in page and 'lang="zh-hans"' in page
 
 
+def test_an_english_browser_still_gets_chinese_until_the_user_switches(client):
+    page = client.get(reverse("accounts:login"), headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert "用户名" in page.content.decode()
+
+
 def test_the_language_switch_turns_the_pages_english(client):
     response = client.post(reverse("set_language"), {"language": "en", "next": "/accounts/login/"})
     assert response.status_code == 302
