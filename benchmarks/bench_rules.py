@@ -101,7 +101,7 @@ def child(kind: str, args: list[str]) -> dict:
     elif kind == "spark":
         from kechuang.rules.runners.spark_runner import run_parquet
 
-        df = run_parquet("hte", src_path, as_of)
+        _, df = run_parquet("hte", src_path, as_of)
         df.select("entity_id", "verdict").write.mode("overwrite").parquet(out_path)
     elif kind == "explain":
         import pyarrow.parquet as pq
@@ -198,6 +198,8 @@ def main() -> None:
     ap.add_argument("--facts", default=str(OUT / "facts_1m.parquet"))
     ap.add_argument("--facts-10m", default=str(OUT / "facts_10m.parquet"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--slow-repeat", type=int, default=3, help="repeats for the compiled runs")
+    ap.add_argument("--ids-10m", default="", help="packs for the 10M run (default: all)")
     ap.add_argument(
         "--skip", default="", help="comma list: run_all,ratio,openfisca,10m,spark,explain"
     )
@@ -213,7 +215,9 @@ def main() -> None:
         print(*x, file=sys.stderr, flush=True)
 
     if "run_all" not in skip:
-        r = measure("run_all", [a.facts, as_of, f"{o}/run_all_1m.parquet", ",".join(ids)], a.repeat)
+        r = measure(
+            "run_all", [a.facts, as_of, f"{o}/run_all_1m.parquet", ",".join(ids)], a.slow_repeat
+        )
         res["run_all_1m"] = r
         log("run_all", r)
         rows.append(
@@ -229,7 +233,7 @@ def main() -> None:
     hte = "hte" in ids
     if "ratio" not in skip and hte:
         h = measure("hte_hand", [a.facts, as_of, f"{o}/hte_hand_1m.parquet"], a.repeat)
-        c = measure("hte_compiled", [a.facts, as_of, f"{o}/hte_kc_1m.parquet"], a.repeat)
+        c = measure("hte_compiled", [a.facts, as_of, f"{o}/hte_kc_1m.parquet"], a.slow_repeat)
         res["hte_hand"], res["hte_compiled"] = h, c
         d = diff_verdicts(f"{o}/hte_kc_1m.parquet", f"{o}/hte_hand_1m.parquet")
         res["hand_vs_compiled"] = d
@@ -272,15 +276,30 @@ def main() -> None:
             )
         )
     if "10m" not in skip and Path(a.facts_10m).exists():
+        ids10 = a.ids_10m.split(",") if a.ids_10m else ids
         r = measure(
             "run_all",
-            [a.facts_10m, as_of, f"{o}/run_all_10m.parquet", ",".join(ids)],
+            [a.facts_10m, as_of, f"{o}/run_all_10m.parquet", ",".join(ids10)],
             1,
             timeout=3600,
         )
         res["run_all_10m"] = r
         log("10m", r)
-        base = res.get("run_all_1m", {}).get("seconds")
+        base = res.get("run_all_1m", {}).get("seconds") if ids10 == ids else None
+        if ids10 != ids:  # the same packs over 1M, for linearity
+            b1 = measure(
+                "run_all", [a.facts, as_of, f"{o}/run_sub_1m.parquet", ",".join(ids10)], a.repeat
+            )
+            res["run_sub_1m"] = b1
+            base = b1.get("seconds")
+            rows.append(
+                (
+                    f"(4) rules run, {', '.join(ids10)}, 1M, DuckDB",
+                    f"{base:.2f} s",
+                    gib(b1.get("peak_rss_max")),
+                    "baseline for linearity",
+                )
+            )
         lin = (
             f"; {r['seconds'] / base:.1f}× the 1M time (linear = 10×)"
             if base and "seconds" in r
