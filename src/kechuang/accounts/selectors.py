@@ -28,7 +28,10 @@ def audit_log_list(*, filters: dict[str, Any]) -> QuerySet[AuditLog]:
     if filters.get("obj_type"):
         rows = rows.filter(obj_type=filters["obj_type"])
     if filters.get("obj_id"):
-        rows = rows.filter(obj_id=filters["obj_id"])
+        # Child records are logged as "<credit code>/<key>": a credit code finds
+        # the enterprise and its fiscal years, IP and certifications.
+        obj_id = filters["obj_id"].strip()
+        rows = rows.filter(Q(obj_id=obj_id) | Q(obj_id__startswith=f"{obj_id}/"))
     if filters.get("since"):
         rows = rows.filter(at__gte=_day_start(filters["since"]))
     if filters.get("until"):
@@ -47,4 +50,6 @@ def audit_log_for_objects(*, objects: list[tuple[str, str]], limit: int = 200) -
     match = Q()
     for obj_type, obj_id in objects:
         match |= Q(obj_type=obj_type, obj_id=str(obj_id))
-    return list(AuditLog.objects.select_related("actor").filter(match).order_by("-at", "-id")[:limit])
+    return list(
+        AuditLog.objects.select_related("actor").filter(match).order_by("-at", "-id")[:limit]
+    )

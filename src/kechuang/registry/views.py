@@ -4,11 +4,14 @@ through ``services``; each view is the glue between one form and one call."""
 from __future__ import annotations
 
 import io
+import secrets
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -32,7 +35,7 @@ from kechuang.registry.forms import (
 PAGE_SIZE = 25
 HISTORY_LIMIT = 200
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# The last rejected import's error rows, kept in the session for the workbook download.
+# The storage name of the last rejected import's error workbook, for its download link.
 SESSION_IMPORT_ERRORS = "registry_import_errors"
 
 
@@ -158,19 +161,9 @@ def import_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         result = services.registry_import(file=upload, filename=upload.name, actor=request.user)
-        if result.ok:
-            request.session.pop(SESSION_IMPORT_ERRORS, None)
-        else:
-            request.session[SESSION_IMPORT_ERRORS] = [
-                {
-                    "sheet": e.sheet,
-                    "row": e.row,
-                    "column": e.column,
-                    "value": None if e.value is None else str(e.value),
-                    "reason": str(e.reason),
-                }
-                for e in result.errors
-            ]
+        _forget_error_report(request)
+        if not result.ok:
+            _keep_error_report(request, imports.error_report_workbook(result.errors))
     template = "registry/import.html"
     if request.headers.get("X-Requested-With") == "fetch":
         # The page's script swaps in only the result block.
@@ -181,14 +174,31 @@ def import_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def import_errors_workbook(request: HttpRequest) -> HttpResponse:
     access.require(request.user, "import_registry")
-    rows = request.session.get(SESSION_IMPORT_ERRORS)
-    if not rows:
+    name = request.session.get(SESSION_IMPORT_ERRORS)
+    if not name or not default_storage.exists(name):
         raise Http404()
-    errors = [imports.RowError(**row) for row in rows]
-    data = imports.error_report_workbook(errors)
     return FileResponse(
-        io.BytesIO(data), as_attachment=True, filename="import-errors.xlsx", content_type=XLSX
+        default_storage.open(name, "rb"),
+        as_attachment=True,
+        filename="import-errors.xlsx",
+        content_type=XLSX,
     )
+
+
+def _keep_error_report(request: HttpRequest, data: bytes) -> None:
+    # The report can have a row per bad cell of a 100,000-row file: too big for
+    # the session, so it goes to a file (under MEDIA_ROOT, which is never served)
+    # with a random name only this session knows.
+    name = default_storage.save(
+        f"import-reports/{secrets.token_urlsafe(16)}.xlsx", ContentFile(data)
+    )
+    request.session[SESSION_IMPORT_ERRORS] = name
+
+
+def _forget_error_report(request: HttpRequest) -> None:
+    name = request.session.pop(SESSION_IMPORT_ERRORS, None)
+    if name and default_storage.exists(name):
+        default_storage.delete(name)
 
 
 @login_required

@@ -61,7 +61,14 @@ def _entries(staff_zhang):
         before={"contact_name": "王"},
         after={"contact_name": "李"},
     )
-    audit_record(actor=None, action="import", obj_type="import", obj_id="file.xlsx", before=None, after={"n": 3})
+    audit_record(
+        actor=None,
+        action="import",
+        obj_type="import",
+        obj_id="file.xlsx",
+        before=None,
+        after={"n": 3},
+    )
 
 
 def test_the_auditor_reads_and_filters_the_audit_log(client, auditor_li, staff_zhang):
@@ -70,11 +77,43 @@ def test_the_auditor_reads_and_filters_the_audit_log(client, auditor_li, staff_z
     page = client.get(reverse("accounts:audit_log")).content.decode()
     assert "contact_name: 王 → 李" in page and "file.xlsx" in page
 
-    only_staff = client.get(reverse("accounts:audit_log"), {"actor": "staff_zhang"}).content.decode()
+    only_staff = client.get(
+        reverse("accounts:audit_log"), {"actor": "staff_zhang"}
+    ).content.decode()
     assert "91310107MA1G00001U" in only_staff and "file.xlsx" not in only_staff
 
-    only_imports = client.get(reverse("accounts:audit_log"), {"obj_type": "import"}).content.decode()
+    only_imports = client.get(
+        reverse("accounts:audit_log"), {"obj_type": "import"}
+    ).content.decode()
     assert "file.xlsx" in only_imports and "contact_name" not in only_imports
+
+
+def test_the_audit_log_finds_an_enterprise_and_its_records_by_credit_code(
+    client, auditor_li, staff_zhang
+):
+    _entries(staff_zhang)
+    audit_record(
+        actor=staff_zhang,
+        action="fiscal_year_update",
+        obj_type="fiscal_year",
+        obj_id="91310107MA1G00001U/2024",
+        before={"sales_revenue": "1.00"},
+        after={"sales_revenue": "2.00"},
+    )
+    audit_record(
+        actor=staff_zhang,
+        action="x",
+        obj_type="enterprise",
+        obj_id="91310107MA1G00001U9",
+        before=None,
+        after={},
+    )
+    client.force_login(auditor_li)
+    page = client.get(
+        reverse("accounts:audit_log"), {"obj_id": "91310107MA1G00001U"}
+    ).content.decode()
+    assert "sales_revenue: 1.00 → 2.00" in page and "contact_name" in page
+    assert "91310107MA1G00001U9" not in page and "file.xlsx" not in page
 
 
 def test_the_audit_log_filters_by_local_day(client, auditor_li, staff_zhang):

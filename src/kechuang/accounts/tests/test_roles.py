@@ -13,7 +13,12 @@ def test_each_role_has_exactly_its_abilities(
         for user in (staff_zhang, ent_alice, inst_lab, expert_wang, auditor_li, admin_root)
     }
     assert table == {
-        "staff_zhang": {"browse_registry", "edit_any_enterprise", "import_registry", "export_registry"},
+        "staff_zhang": {
+            "browse_registry",
+            "edit_any_enterprise",
+            "import_registry",
+            "export_registry",
+        },
         "ent_alice": {"own_enterprise"},
         "inst_lab": set(),
         "expert_wang": set(),

@@ -227,3 +227,13 @@ def test_staff_import_through_the_api_and_a_bad_file_lists_every_bad_row(staff_z
     body = response.json()
     assert body["ok"] is False and {e["row"] for e in body["errors"]} == {2, 3}
     assert Enterprise.objects.count() == 1
+
+
+def test_a_change_the_model_refuses_names_its_field(staff_zhang, alice_corp):
+    response = Api(staff_zhang).patch(f"/enterprises/{ALICE_CODE}", {"industry_code": "9999"})
+    assert response.status_code == 400
+    assert response.json()["extra"]["field"] == "industry_code"
+    response = Api(staff_zhang).patch(f"/enterprises/{ALICE_CODE}", {"name": ""})
+    assert response.status_code == 400
+    assert response.json()["extra"]["field"] == "name"
+    assert not AuditLog.objects.exists()

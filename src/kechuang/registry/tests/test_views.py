@@ -18,6 +18,12 @@ from kechuang.testing import ALICE_CODE, BOB_CODE, credit_code
 NOWHERE = credit_code("91310107MA1G99999")  # valid checksum, registered by nobody
 
 
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    # Import error reports are files; keep them out of the data folder.
+    settings.MEDIA_ROOT = tmp_path
+
+
 def detail(code: str) -> str:
     return reverse("registry:enterprise_detail", args=[code])
 
@@ -366,6 +372,18 @@ def test_a_bad_file_is_rejected_whole_with_a_report_page_and_workbook(staff_zhan
 
 def test_the_error_workbook_of_nothing_is_not_found(staff_zhang):
     assert logged_in(staff_zhang).get(reverse("registry:import_errors")).status_code == 404
+
+
+def test_a_good_import_replaces_the_last_error_report_and_others_cannot_fetch_it(
+    staff_zhang, admin_root
+):
+    client = logged_in(staff_zhang)
+    _upload(client, _csv(["91310107MA1G0000XX,坏代码,桃浦镇,6513"]))
+    assert client.get(reverse("registry:import_errors")).status_code == 200
+    # Another importer's session does not know the report's name.
+    assert logged_in(admin_root).get(reverse("registry:import_errors")).status_code == 404
+    _upload(client, _csv([f"{NEW_CODE},好企业,桃浦镇,6513"]))
+    assert client.get(reverse("registry:import_errors")).status_code == 404
 
 
 @pytest.mark.parametrize("user", ["ent_alice", "auditor_li", "inst_lab", "expert_wang"])

@@ -34,7 +34,9 @@ def read_po(path: Path) -> list[dict[str, object]]:
                 {
                     "msgid": "".join(fields["msgid"]),
                     "plural": "".join(fields.get("msgid_plural", [])) or None,
-                    "msgstr": ["".join(v) for k, v in sorted(fields.items()) if k.startswith("msgstr")],
+                    "msgstr": [
+                        "".join(v) for k, v in sorted(fields.items()) if k.startswith("msgstr")
+                    ],
                     "flags": flags,
                 }
             )

@@ -42,11 +42,17 @@ class Command(BaseCommand):
         for t in rows:
             state = "revoked" if t.revoked_at else "active"
             used = t.last_used_at.isoformat() if t.last_used_at else "never"
-            self.stdout.write(f"{t.prefix}…\t{t.user.username}\t{t.name}\t{state}\tlast used {used}")
+            self.stdout.write(
+                f"{t.prefix}…\t{t.user.username}\t{t.name}\t{state}\tlast used {used}"
+            )
 
     def handle_revoke(self, *, prefix: str, **_: object) -> None:
-        matches = list(ApiToken.objects.filter(prefix__startswith=prefix.rstrip("…"), revoked_at__isnull=True))
+        matches = list(
+            ApiToken.objects.filter(prefix__startswith=prefix.rstrip("…"), revoked_at__isnull=True)
+        )
         if len(matches) != 1:
-            raise CommandError(f"{len(matches)} active tokens match {prefix!r}; give a longer prefix")
+            raise CommandError(
+                f"{len(matches)} active tokens match {prefix!r}; give a longer prefix"
+            )
         tokens.token_revoke(token=matches[0])
         self.stdout.write(f"revoked {matches[0].prefix}…")

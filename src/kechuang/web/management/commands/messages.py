@@ -41,4 +41,6 @@ class Command(BaseCommand):
             )
         if not no_compile:
             with chdir(LOCALE.parent):
-                call_command("compilemessages", locale=LANGUAGES, verbosity=options.get("verbosity", 1))
+                call_command(
+                    "compilemessages", locale=LANGUAGES, verbosity=options.get("verbosity", 1)
+                )
