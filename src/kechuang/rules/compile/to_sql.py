@@ -86,7 +86,14 @@ class Compiler:
 
     # ------------------------------------------------------------------ helpers
     def _has_div(self, tree: exp.Expression, seen: frozenset[str] = frozenset()) -> bool:
-        for node in tree.walk():
+        # A band of a ratio (BAND_MIN(b, n / d)) is compared exactly inside the band's CASE
+        # and yields whole points: it can be materialised, so look no further into it.
+        def is_band(node: exp.Expression) -> bool:
+            return isinstance(node, exp.Anonymous) and node.name.upper().startswith("BAND_")
+
+        for node in tree.walk(prune=is_band):
+            if is_band(node):
+                continue
             if isinstance(node, exp.Div):
                 return True
             if (
