@@ -63,3 +63,27 @@ def test_staff_search_open_switch_language_and_an_intruder_is_refused(
     assert response.status == 404
     assert "Not found" in page.content()
     assert "鲍勃" not in page.content()
+
+
+def test_staff_upload_a_bad_file_and_see_every_bad_row_without_anything_written(
+    live_server, page, staff_zhang, tmp_path, settings
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    good = credit_code("91310107MA1G77777")
+    bad_file = tmp_path / "enterprises.csv"
+    bad_file.write_text(
+        f"统一社会信用代码,企业名称\n{good},好企业\n91310107MA1G0000XX,坏代码企业\n",
+        encoding="utf-8",
+    )
+    log_in(page, live_server.url, "staff_zhang")
+    page.goto(f"{live_server.url}/registry/import/")
+    page.set_input_files("input[type=file]", str(bad_file))
+    page.get_by_role("button", name="上传并导入").click()
+    page.wait_for_selector("[data-testid=import-rejected]")
+    # The script swapped the result in: still the import page, no navigation.
+    assert page.url.endswith("/registry/import/")
+    assert page.locator("#import-result td", has_text="91310107MA1G0000XX").count() == 1
+    with page.expect_download() as download:
+        page.get_by_role("link", name="下载错误报告（Excel）").click()
+    assert download.value.suggested_filename == "import-errors.xlsx"
+    assert not Enterprise.objects.filter(credit_code=good).exists()

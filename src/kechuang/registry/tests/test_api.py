@@ -237,3 +237,16 @@ def test_a_change_the_model_refuses_names_its_field(staff_zhang, alice_corp):
     assert response.status_code == 400
     assert response.json()["extra"]["field"] == "name"
     assert not AuditLog.objects.exists()
+
+
+def test_every_operation_in_the_spec_refuses_a_request_without_a_token(client, alice_corp):
+    # New endpoints are covered as soon as they appear in the spec.
+    spec = client.get("/api/openapi.json").json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        url = path.replace("{credit_code}", ALICE_CODE).replace("{year}", "2024")
+        for method in operations:
+            response = getattr(client, method)(url, content_type="application/json")
+            assert response.status_code == 401, (method, path)
+            checked += 1
+    assert checked >= 10
