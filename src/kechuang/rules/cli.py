@@ -157,7 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"找不到输入文件 input file not found: {source}")
     from tqdm import tqdm
 
-    with tqdm(total=2, desc="rules run", unit="step", file=sys.stderr) as bar:
+    # delay: a run that fails at once (or takes under a second) prints no bar, only its line.
+    with tqdm(total=2, desc="rules run", unit="step", file=sys.stderr, delay=0.5) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total

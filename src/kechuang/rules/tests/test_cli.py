@@ -1,0 +1,208 @@
+"""`kechuang rules …`: every command, and bad input ending in one line and exit code 2."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from kechuang.rules import evaluate, evaluate_flat, flatten, policy_ids
+from kechuang.rules.cases import load_cases
+from kechuang.rules.cli import main
+from kechuang.rules.runners.arrow import rows_to_arrow
+
+VOUCHER_FACTS = {
+    "applicant_type": "enterprise",
+    "scheme": "district_service_voucher",
+    "contract_amount": 100000,
+    "order_date": "2024-03-01",
+    "voucher_used_this_year": 0,
+    "registered_in_shanghai": True,
+    "is_tsme": True,
+    "service_provider_on_platform": True,
+    "service_category_eligible": True,
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *words: str) -> None:
+    assert code == 2
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0]
+
+
+@pytest.fixture
+def facts_file(tmp_path):
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(VOUCHER_FACTS), encoding="utf-8")
+    return path
+
+
+def test_explain_text_zh_and_en(capsys, facts_file):
+    code, out, _ = run(capsys, "explain", "--policy", "voucher", "--facts", str(facts_file), "--as-of", "2024-06-01")
+    assert code == 0 and "结论: 符合" in out
+    code, out, _ = run(
+        capsys, "explain", "--policy", "voucher", "--facts", str(facts_file), "--as-of", "2024-06-01", "--lang", "en"
+    )
+    assert code == 0 and "Verdict: eligible" in out
+
+
+def test_explain_json_equals_evaluate(capsys, facts_file):
+    code, out, _ = run(
+        capsys, "explain", "--policy", "voucher", "--facts", str(facts_file), "--as-of", "2024-06-01", "--json"
+    )
+    assert code == 0
+    assert json.loads(out) == json.loads(evaluate("voucher", VOUCHER_FACTS, "2024-06-01").to_json())
+    assert json.loads(out)["subsidy_amount"] == 75000
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "sqlite", "postgres", "spark"])
+def test_sql_every_dialect(capsys, dialect):
+    for pid in policy_ids():
+        code, out, _ = run(capsys, "sql", "--policy", pid, "--dialect", dialect, "--as-of", "2024-06-01")
+        assert code == 0 and out.startswith("WITH ")
+
+
+def test_check_all_policies(capsys):
+    code, out, err = run(capsys, "check")
+    assert code == 0, out
+    assert f"{len(policy_ids())} 个文件" in err
+
+
+def test_check_reports_file_and_line(capsys, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("id: broken\ntitle: {zh: a, en: b}\ninputs:\n  x: {type: money}\n  x: {type: money}\n")
+    code, out, _ = run(capsys, "check", str(bad))
+    assert code == 1
+    assert str(bad) in out and "Traceback" not in out
+
+
+def test_check_missing_file(capsys, tmp_path):
+    assert_one_line_error(*run(capsys, "check", str(tmp_path / "nope.yaml")), "not found")
+
+
+def test_test_passes_on_the_packaged_cases(capsys):
+    code, out, err = run(capsys, "test")
+    assert code == 0, out
+    assert f"{len(list(load_cases()))} 个用例" in err
+
+
+def test_test_reports_failures_with_file_and_line(capsys, tmp_path):
+    cases = tmp_path / "voucher.cases.yaml"
+    cases.write_text(
+        "policy: voucher\ncases:\n"
+        "  - name: right\n    as_of: 2024-06-01\n    facts: {}\n    expected: {verdict: needs_data}\n"
+        "  - name: wrong on purpose\n    as_of: 2024-06-01\n    facts: {}\n    expected: {verdict: eligible}\n"
+    )
+    code, out, err = run(capsys, "test", "--dir", str(tmp_path))
+    assert code == 1
+    assert f"{cases}:7: voucher: wrong on purpose: verdict: expected 'eligible'" in out
+    assert "right" not in out.replace("wrong", "")
+    assert "2 个用例 case(s), 1 个失败" in err
+
+
+def _write_rows(path, as_of):
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases()) if c.policy == "voucher"]
+    pq.write_table(rows_to_arrow(rows), path)
+    return rows
+
+
+def test_run_duckdb(capsys, tmp_path):
+    as_of = dt.date(2024, 6, 1)
+    rows = _write_rows(tmp_path / "in.parquet", as_of)
+    out_path = tmp_path / "out.parquet"
+    code, _, err = run(
+        capsys, "run", "--policies", "voucher", "--input", str(tmp_path / "in.parquet"),
+        "--engine", "duckdb", "--as-of", "2024-06-01", "--out", str(out_path),
+    )
+    assert code == 0, err
+    result = pq.read_table(out_path).to_pylist()
+    assert [r["entity_id"] for r in result] == [r["entity_id"] for r in rows]
+    for row, res in zip(rows, result, strict=True):
+        assert res["voucher__verdict"] == evaluate_flat("voucher", row, as_of).verdict
+
+
+def test_run_file_reports_progress(tmp_path):
+    from kechuang.rules.runners.duckdb_runner import run_file
+
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    seen = []
+    n = run_file(["voucher"], tmp_path / "in.parquet", dt.date(2024, 6, 1), tmp_path / "o.parquet",
+                 progress=lambda done, total: seen.append((done, total)))
+    assert n == pq.read_metadata(tmp_path / "o.parquet").num_rows > 0
+    assert seen[-1] == (2, 2)
+
+
+@pytest.mark.spark
+def test_run_spark_equals_duckdb(capsys, tmp_path):
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    outs = {}
+    for engine in ("duckdb", "spark"):
+        outs[engine] = tmp_path / f"{engine}.parquet"
+        code, _, err = run(
+            capsys, "run", "--policies", "voucher", "--input", str(tmp_path / "in.parquet"),
+            "--engine", engine, "--as-of", "2024-06-01", "--out", str(outs[engine]),
+        )
+        assert code == 0, err
+    duck = sorted(pq.read_table(outs["duckdb"]).to_pylist(), key=lambda r: r["entity_id"])
+    spark = sorted(pq.read_table(outs["spark"]).to_pylist(), key=lambda r: r["entity_id"])
+    assert len(duck) == len(spark)
+    for a, b in zip(duck, spark, strict=True):
+        for key in a:
+            assert (a[key] is None and b[key] is None) or str(a[key]).rstrip("0").rstrip(".") == str(
+                b[key]
+            ).rstrip("0").rstrip("."), (key, a, b)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["explain", "--policy", "nope", "--facts", "{facts}", "--as-of", "2024-06-01"], ["未知政策", "unknown policy"]),
+        (["explain", "--policy", "voucher", "--facts", "{bad_json}", "--as-of", "2024-06-01"], ["not valid JSON"]),
+        (["explain", "--policy", "voucher", "--facts", "{malformed}", "--as-of", "2024-06-01"], ["malformed facts"]),
+        (["explain", "--policy", "voucher", "--facts", "{missing}", "--as-of", "2024-06-01"], ["not found"]),
+        (["explain", "--policy", "voucher", "--facts", "{facts}", "--as-of", "2024-02-30"], ["日期无效", "invalid date"]),
+        (["explain", "--policy", "voucher"], ["bad arguments"]),
+        (["sql", "--policy", "voucher", "--dialect", "oracle", "--as-of", "2024-01-01"], ["unknown dialect"]),
+        (["sql", "--policy", "nope", "--dialect", "duckdb", "--as-of", "2024-01-01"], ["unknown policy"]),
+        (["sql", "--policy", "voucher", "--dialect", "duckdb", "--as-of", "yesterday"], ["invalid date"]),
+        (["run", "--policies", "voucher,nope", "--input", "{facts}", "--as-of", "2024-06-01", "--out", "{out}"], ["unknown policy"]),
+        (["run", "--policies", "voucher", "--input", "{missing}", "--as-of", "2024-06-01", "--out", "{out}"], ["not found"]),
+        (["run", "--policies", "voucher", "--input", "{facts}", "--engine", "oracle", "--as-of", "2024-06-01", "--out", "{out}"], ["unknown engine"]),
+        (["run", "--policies", "voucher", "--input", "{bad_json}", "--as-of", "2024-06-01", "--out", "{out}"], ["unsupported input format"]),
+        (["frobnicate"], ["bad arguments"]),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, tmp_path, facts_file, argv, words):
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "malformed.json").write_text(json.dumps({"contract_amount": "abc"}), encoding="utf-8")
+    names = {
+        "facts": str(facts_file),
+        "bad_json": str(tmp_path / "bad.json"),
+        "malformed": str(tmp_path / "malformed.json"),
+        "missing": str(tmp_path / "missing.json"),
+        "out": str(tmp_path / "out.parquet"),
+    }
+    argv = [a.format(**names) for a in argv]
+    assert_one_line_error(*run(capsys, *argv), *words)
+
+
+def test_run_corrupt_parquet(capsys, tmp_path):
+    bad = tmp_path / "corrupt.parquet"
+    bad.write_bytes(b"not parquet at all")
+    code, out, err = run(
+        capsys, "run", "--policies", "voucher", "--input", str(bad), "--as-of", "2024-06-01",
+        "--out", str(tmp_path / "o.parquet"),
+    )
+    assert code == 2 and "Traceback" not in err
+    assert_one_line_error(code, out, err, "运行失败", "run failed")
