@@ -75,7 +75,7 @@ def test_the_auditor_reads_and_filters_the_audit_log(client, auditor_li, staff_z
     _entries(staff_zhang)
     client.force_login(auditor_li)
     page = client.get(reverse("accounts:audit_log")).content.decode()
-    assert "contact_name: 王 → 李" in page and "file.xlsx" in page
+    assert "联系人 (contact_name): 王 → 李" in page and "file.xlsx" in page
 
     only_staff = client.get(
         reverse("accounts:audit_log"), {"actor": "staff_zhang"}
@@ -112,7 +112,7 @@ def test_the_audit_log_finds_an_enterprise_and_its_records_by_credit_code(
     page = client.get(
         reverse("accounts:audit_log"), {"obj_id": "91310107MA1G00001U"}
     ).content.decode()
-    assert "sales_revenue: 1.00 → 2.00" in page and "contact_name" in page
+    assert "销售收入 (sales_revenue): 1.00 → 2.00" in page and "contact_name" in page
     assert "91310107MA1G00001U9" not in page and "file.xlsx" not in page
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from kechuang.accounts import tokens
-from kechuang.accounts.models import ApiToken
+from kechuang.accounts.models import ApiToken, AuditLog
 
 
 def test_only_the_hash_of_a_token_is_stored(ent_alice):
@@ -40,6 +40,10 @@ def test_the_token_command_creates_lists_and_revokes(staff_zhang):
 
     call_command("token", "revoke", clear[:9], stdout=StringIO())
     assert tokens.user_for_token(clear) is None
+    # Issuing and revoking are in the audit log, without the token itself.
+    logged = AuditLog.objects.filter(obj_type="api_token").order_by("id")
+    assert [e.action for e in logged] == ["api_token_create", "api_token_revoke"]
+    assert all(clear not in str(e.after) for e in logged)
 
 
 def test_the_token_command_refuses_an_unknown_user(db):

@@ -24,19 +24,47 @@ def role_label(user) -> str:
     return roles.role_label(user)
 
 
+def _audited_model(obj_type: str):
+    from kechuang.registry.models import Certification, Enterprise, FiscalYear, IPAsset
+
+    return {
+        "enterprise": Enterprise,
+        "fiscal_year": FiscalYear,
+        "ip_asset": IPAsset,
+        "certification": Certification,
+    }.get(obj_type)
+
+
+def _field_label(model, name: str) -> str:
+    try:
+        return f"{model._meta.get_field(name).verbose_name} ({name})"
+    except Exception:  # not a model field (or no model): the name is all we have
+        return name
+
+
 @register.filter
 def audit_changes(entry) -> list[tuple[str, object, object]]:
-    """The fields an audit entry changed, as (field, before, after), in a stable order.
+    """The fields an audit entry changed, as (label, before, after), in a stable order.
 
-    A creation has no "before" and a deletion no "after"; both list every field."""
+    A creation has no "before" and a deletion no "after"; both list every field.
+    The label is the field's translated name with the field itself in brackets."""
     before = entry.before or {}
     after = entry.after or {}
+    model = _audited_model(entry.obj_type)
     names = list(dict.fromkeys([*before.keys(), *after.keys()]))
     return [
-        (name, before.get(name), after.get(name))
+        (_field_label(model, name), before.get(name), after.get(name))
         for name in names
         if entry.before is None or entry.after is None or before.get(name) != after.get(name)
     ]
+
+
+@register.filter
+def audit_object(entry) -> str:
+    """``年度财务 91310107MA1G00001U/2024``: the object's kind in words, then its id."""
+    model = _audited_model(entry.obj_type)
+    kind = model._meta.verbose_name if model else entry.obj_type
+    return f"{kind} {entry.obj_id}"
 
 
 @register.filter
