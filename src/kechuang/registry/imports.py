@@ -14,16 +14,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, InvalidLength
 
 from kechuang.errors import KechuangError
 from kechuang.money import parse_yuan
-from kechuang.registry import codes
+from kechuang.registry import codes, xlsx
 from kechuang.registry.columns import SHEETS, Col, Sheet, sheet_named
 from kechuang.registry.models import IPAsset
 
@@ -65,8 +66,8 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def parse_credit_code(value: Any) -> str:
-    code = uscc.compact(_text(value)).upper()
+@lru_cache(maxsize=1 << 18)
+def _credit_code(code: str) -> str:
     try:
         return uscc.validate(code)
     except InvalidLength:
@@ -75,6 +76,11 @@ def parse_credit_code(value: Any) -> str:
         raise ValueError("统一社会信用代码校验位错误 / credit code check digit is wrong") from None
     except Exception:
         raise ValueError("统一社会信用代码格式错误 / credit code is malformed") from None
+
+
+def parse_credit_code(value: Any) -> str:
+    # Cached: the fiscal-year sheet repeats each enterprise's code every year.
+    return _credit_code(uscc.compact(_text(value)).upper())
 
 
 def parse_date(value: Any) -> dt.date:
@@ -250,9 +256,8 @@ def read_file(
     suffix = Path(filename).suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         try:
-            # read_only streams the sheet XML instead of building every cell object.
-            wb = load_workbook(file, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a non-workbook
+            wb = xlsx.Workbook(file)
+        except xlsx.XlsxError as exc:
             parsed.errors.append(
                 RowError(
                     filename, 0, "", "", f"不是有效的Excel文件 / not a valid .xlsx file ({exc})"
@@ -260,7 +265,7 @@ def read_file(
             )
             return parsed
         try:
-            tables = [(ws.title, ws.iter_rows(values_only=True)) for ws in wb.worksheets]
+            tables = [(title, wb.rows(path)) for title, path in wb.sheets]
             _read_tables(parsed, tables, progress)
         finally:
             wb.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from kechuang.accounts.services import audit_entries, audit_record
@@ -238,7 +238,7 @@ def _plan_enterprises(parsed: ParsedFile, codes: dict[str, int | None]) -> _Plan
             k: ("" if v is None and _is_text(Enterprise, k) else v) for k, v in record.items()
         }
         if current is None:
-            plan.create.append(Enterprise(**values))
+            plan.create.append(values)
             plan.audit.append((record["credit_code"], None, {k: values[k] for k in names}))
             continue
         before = {
@@ -312,7 +312,7 @@ def _plan_fiscal_years(
             continue
         key = f"{code}/{record['year']}"
         if current is None:
-            plan.create.append((code, FiscalYear(year=record["year"], **values)))
+            plan.create.append((code, {"year": record["year"], **values}))
             plan.audit.append((key, None, values))
             continue
         before = {
@@ -372,7 +372,7 @@ def _plan_keyed(
             values["used_in_earlier_hte_application"] = False
         audit_key = f"{code}/{'/'.join(str(x) for x in k)}"
         if current is None:
-            plan.create.append((code, model(**values)))
+            plan.create.append((code, values))
             plan.audit.append((audit_key, None, {f: values[f] for f in names}))
             continue
         before = {
@@ -388,10 +388,40 @@ def _plan_keyed(
     return plan
 
 
+def _insert(model: type, rows: list[dict[str, Any]]) -> None:
+    """INSERT new rows with executemany.
+
+    Django's bulk_create prepares every value through its field (a few
+    microseconds each); at a 100,000-enterprise import that is most of the
+    time. Values here are already clean (parsed and checked), and both
+    drivers adapt Decimal, date and bool themselves."""
+    if not rows:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    defaults = {f.attname: (f.get_default() if f.has_default() else None) for f in fields}
+    for f in fields:
+        if f.attname not in rows[0] and defaults[f.attname] is None and not f.null:
+            defaults[f.attname] = (
+                "" if f.get_internal_type() in ("CharField", "TextField") else None
+            )
+    qn = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    names = [f.attname for f in fields]
+    with connection.cursor() as cursor:
+        for batch in _chunks(rows, 5000):
+            cursor.executemany(
+                sql, [tuple(row.get(n, defaults[n]) for n in names) for row in batch]
+            )
+
+
 def _write(plan: _Plan, codes: dict[str, int | None], actor: Any, filename: str) -> None:
     entity = plan.sheet.entity
     if entity == "enterprises":
-        Enterprise.objects.bulk_create(plan.create, batch_size=1000)
+        now = timezone.now()
+        _insert(Enterprise, [{**v, "created_at": now, "updated_at": now} for v in plan.create])
         if plan.update:
             now = timezone.now()
             for e in plan.update:
@@ -400,7 +430,7 @@ def _write(plan: _Plan, codes: dict[str, int | None], actor: Any, filename: str)
                 plan.update, [*plan.update_fields, "updated_at"], batch_size=500
             )
         # Fill in the ids of the enterprises this file created, for the child sheets.
-        new_codes = [e.credit_code for e in plan.create]
+        new_codes = [v["credit_code"] for v in plan.create]
         for chunk in _chunks(new_codes):
             codes.update(
                 Enterprise.objects.filter(credit_code__in=chunk).values_list("credit_code", "id")
@@ -408,9 +438,7 @@ def _write(plan: _Plan, codes: dict[str, int | None], actor: Any, filename: str)
         obj_type = "enterprise"
     else:
         model = {"fiscal_years": FiscalYear, "ip": IPAsset, "certifications": Certification}[entity]
-        for code, obj in plan.create:
-            obj.enterprise_id = codes[code]
-        model.objects.bulk_create([obj for _c, obj in plan.create], batch_size=1000)
+        _insert(model, [{**values, "enterprise_id": codes[code]} for code, values in plan.create])
         if plan.update and plan.update_fields:
             model.objects.bulk_update(
                 [obj for _c, obj in plan.update], plan.update_fields, batch_size=500
