@@ -214,7 +214,10 @@ def enterprise_patch(request: HttpRequest, credit_code: str, payload: Enterprise
     sent = payload.dict(exclude_unset=True)
     for field in sent:
         if field not in allowed:
-            raise KechuangError(f"{field} may only be changed by commission staff", field=field)
+            raise KechuangError(
+                f"{field} 仅限科委工作人员修改 / may only be changed by commission staff",
+                field=field,
+            )
     changes = {k: v for k, v in sent.items() if getattr(enterprise, k) != v}
     return services.enterprise_update(actor=request.user, enterprise=enterprise, **changes)
 
