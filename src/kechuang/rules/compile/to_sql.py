@@ -478,7 +478,8 @@ class Compiler:
                 select.append(f"{d.to_int0.format(x=_ident(name))} AS {_ident(name)}")
             else:
                 select.append(_ident(name))
-            if typ == "date":
+            if typ == "date" and name + "_invalid" not in p.inputs:
+                # (a policy may read the companion flag itself: select it once)
                 select.append(_ident(name + "_invalid"))
         ctes.append(("raw", f"SELECT {', '.join(select)} FROM {table}"))
         # 2. invalid flags, read on raw values.
