@@ -15,3 +15,12 @@ class AuditLogFilterForm(forms.Form):
     until = forms.DateField(
         label=_("截止日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label=_("用途"),
+        max_length=100,
+        required=False,
+        help_text=_("例如：财务系统对接"),
+    )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
 
-from kechuang.accounts import roles, selectors
-from kechuang.accounts.forms import AuditLogFilterForm
+from kechuang.accounts import roles, selectors, tokens
+from kechuang.accounts.forms import ApiTokenForm, AuditLogFilterForm
+from kechuang.accounts.models import ApiToken
 
 
 class LoginView(auth_views.LoginView):
@@ -36,3 +40,35 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "accounts/audit_log.html",
         {"form": form, "page": page, "query": query.urlencode()},
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_list(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's own API tokens: issue one (shown once) or revoke one."""
+    form = ApiTokenForm(request.POST or None)
+    clear = None
+    if request.method == "POST" and form.is_valid():
+        _token, clear = tokens.token_create(
+            user=request.user, name=form.cleaned_data["name"], actor=request.user
+        )
+        form = ApiTokenForm()
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "form": form,
+            "clear": clear,
+            "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    # Only one's own tokens: another user's token id is simply not found.
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    tokens.token_revoke(token=token, actor=request.user)
+    messages.success(request, _("令牌已吊销。"))
+    return redirect("accounts:tokens")

@@ -2,6 +2,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
 
 from kechuang.accounts import tokens
 from kechuang.accounts.models import ApiToken, AuditLog
@@ -49,3 +51,41 @@ def test_the_token_command_creates_lists_and_revokes(staff_zhang):
 def test_the_token_command_refuses_an_unknown_user(db):
     with pytest.raises(CommandError, match="no active user"):
         call_command("token", "create", "nobody")
+
+
+def test_a_user_issues_a_token_on_the_page_and_sees_it_once(client, ent_alice):
+    client.force_login(ent_alice)
+    page = client.post(reverse("accounts:tokens"), {"name": "ERP"}).content.decode()
+    token = ApiToken.objects.get(user=ent_alice)
+    clear = page.split('data-testid="new-token"')[1].split("<code>")[1].split("</code>")[0]
+    assert tokens.user_for_token(clear) == ent_alice
+    assert clear not in client.get(reverse("accounts:tokens")).content.decode()
+    assert token.prefix in client.get(reverse("accounts:tokens")).content.decode()
+
+
+def test_a_user_cannot_revoke_or_see_someone_elses_token(client, ent_alice, ent_bob):
+    token, clear = tokens.token_create(user=ent_alice)
+    client.force_login(ent_bob)
+    assert token.prefix not in client.get(reverse("accounts:tokens")).content.decode()
+    response = client.post(reverse("accounts:token_revoke", args=[token.pk]))
+    assert response.status_code == 404
+    assert tokens.user_for_token(clear) == ent_alice
+
+
+def test_a_user_revokes_their_own_token(client, ent_alice):
+    token, clear = tokens.token_create(user=ent_alice)
+    client.force_login(ent_alice)
+    assert client.get(reverse("accounts:token_revoke", args=[token.pk])).status_code == 405
+    assert client.post(reverse("accounts:token_revoke", args=[token.pk])).status_code == 302
+    assert tokens.user_for_token(clear) is None
+
+
+def test_issuing_a_token_without_csrf_token_is_refused(ent_alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ent_alice)
+    assert client.post(reverse("accounts:tokens"), {"name": "x"}).status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_anonymous_visitors_cannot_reach_tokens(client):
+    assert client.get(reverse("accounts:tokens")).status_code == 302
