@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kechuang.accounts.models import AuditLog
-from kechuang.registry.models import Certification, Enterprise, FiscalYear, IPAsset
+from kechuang.registry.models import Certification, Enterprise, FiscalYear, Incident, IPAsset
 from kechuang.testing import ALICE_CODE, BOB_CODE, credit_code
 
 NOWHERE = credit_code("91310107MA1G99999")  # valid checksum, registered by nobody
@@ -139,6 +139,12 @@ def test_the_detail_page_shows_years_ip_certifications_and_history(staff_zhang, 
         number="202331010700000123",
         valid_from=dt.date(2023, 5, 1),
     )
+    Incident.objects.create(
+        enterprise=alice_corp,
+        kind="major_quality",
+        occurred_on=dt.date(2025, 3, 2),
+        description="召回",
+    )
     client = logged_in(staff_zhang)
     response = client.post(edit(ALICE_CODE), {**_staff_form(alice_corp), "contact_name": "赵经理"})
     assert response.status_code == 302
@@ -150,6 +156,7 @@ def test_the_detail_page_shows_years_ip_certifications_and_history(staff_zhang, 
         "202331010700000123",
         "赵经理",
         "staff_zhang",
+        "重大质量事故",
     ):
         assert text in page, text
 
