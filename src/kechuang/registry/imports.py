@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -41,16 +41,14 @@ class RowError:
 
 
 @dataclass
-class ParsedSheet:
+class Table:
+    """One sheet (or CSV file) being read: its header is checked, its rows
+    are parsed lazily, and every problem goes to the shared error list."""
+
     sheet: Sheet
+    title: str
     columns: list[Col]  # the columns the file has, in file order
-    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-
-@dataclass
-class ParsedFile:
-    sheets: dict[str, ParsedSheet] = field(default_factory=dict)  # by entity
-    errors: list[RowError] = field(default_factory=list)
+    rows: Iterator[tuple[int, dict[str, Any]]]  # (row number, clean record)
 
 
 # --- cell parsers: each returns the clean value or raises ValueError(reason) ----
@@ -243,83 +241,90 @@ def _iter_csv(source: Any) -> Iterator[tuple]:
         yield from csv.reader(handle)
 
 
-def read_file(
-    *, file: Any, filename: str, sheet: str | None = None, progress: Progress | None = None
-) -> ParsedFile:
-    """Parse and check a registry file. Nothing is written.
+def iter_tables(
+    *,
+    file: Any,
+    filename: str,
+    errors: list[RowError],
+    sheet: str | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Table]:
+    """The tables of a registry file, enterprises first, parsed as they are read.
 
     ``file`` is a path or a binary file object; ``filename`` decides the
     format (.xlsx or .csv). A CSV holds one entity, chosen by ``sheet`` or by
-    its headers. Checks needing the database (does an enterprise exist, does
-    an IP number belong to another enterprise) are done by the service."""
-    parsed = ParsedFile()
+    its headers. Every problem found is appended to ``errors``; the caller
+    decides what to do with the rows (the service writes them inside a
+    transaction it rolls back if ``errors`` is not empty at the end). Checks
+    needing the database (does an enterprise exist, does an IP number belong
+    to another enterprise) are the service's."""
     suffix = Path(filename).suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         try:
             wb = xlsx.Workbook(file)
         except xlsx.XlsxError as exc:
-            parsed.errors.append(
+            errors.append(
                 RowError(
                     filename, 0, "", "", f"不是有效的Excel文件 / not a valid .xlsx file ({exc})"
                 )
             )
-            return parsed
+            return
         try:
-            tables = [(title, wb.rows(path)) for title, path in wb.sheets]
-            _read_tables(parsed, tables, progress)
+            found: dict[str, tuple[Sheet, str, str]] = {}
+            for title, path in wb.sheets:
+                target = sheet_named(title)
+                if target is None:
+                    errors.append(
+                        RowError(
+                            title,
+                            0,
+                            "",
+                            "",
+                            "未知工作表，应为 企业/年度财务/知识产权/资质 / unknown sheet, "
+                            "expected enterprises, fiscal_years, ip, certifications",
+                        )
+                    )
+                elif target.entity in found:
+                    errors.append(
+                        RowError(title, 0, "", "", "重复的工作表 / the entity appears twice")
+                    )
+                else:
+                    found[target.entity] = (target, title, path)
+            # Enterprises first, so that the other sheets can refer to new ones.
+            for entity in [s.entity for s in SHEETS if s.entity in found]:
+                target, title, path = found[entity]
+                table = _read_table(errors, target, title, wb.rows(path), progress)
+                if table is not None:
+                    yield table
         finally:
             wb.close()
     elif suffix == ".csv":
-        return _read_csv(parsed, file, filename, sheet, progress)
-    else:
-        parsed.errors.append(
-            RowError(filename, 0, "", "", "仅支持 .xlsx 和 .csv / only .xlsx and .csv files")
-        )
-    return parsed
-
-
-def _read_tables(parsed: ParsedFile, tables: list, progress: Progress | None) -> None:
-    for title, rows in tables:
-        target = sheet_named(title)
+        rows = _iter_csv(file)
+        try:
+            header = next(rows)
+        except StopIteration:
+            errors.append(RowError(filename, 1, "", "", "文件为空 / the file is empty"))
+            return
+        target = sheet_named(sheet) if sheet else _guess_sheet(header)
         if target is None:
-            parsed.errors.append(
+            errors.append(
                 RowError(
-                    title,
-                    0,
+                    filename,
+                    1,
                     "",
                     "",
-                    "未知工作表，应为 企业/年度财务/知识产权/资质 / unknown sheet, "
-                    "expected enterprises, fiscal_years, ip, certifications",
+                    "无法从表头判断数据类型，请指定 --sheet / cannot tell the entity from "
+                    "the headers, give --sheet",
                 )
             )
-            continue
-        _read_table(parsed, target, title, rows, progress)
-
-
-def _read_csv(
-    parsed: ParsedFile, file: Any, filename: str, sheet: str | None, progress: Progress | None
-) -> ParsedFile:
-    rows = _iter_csv(file)
-    try:
-        header = next(rows)
-    except StopIteration:
-        parsed.errors.append(RowError(filename, 1, "", "", "文件为空 / the file is empty"))
-        return parsed
-    target = sheet_named(sheet) if sheet else _guess_sheet(header)
-    if target is None:
-        parsed.errors.append(
-            RowError(
-                filename,
-                1,
-                "",
-                "",
-                "无法从表头判断数据类型，请指定 --sheet / cannot tell the entity from "
-                "the headers, give --sheet",
-            )
+            return
+        table = _read_table(errors, target, filename, _chain([header], rows), progress)
+        if table is not None:
+            yield table
+    else:
+        errors.append(
+            RowError(filename, 0, "", "", "仅支持 .xlsx 和 .csv / only .xlsx and .csv files")
         )
-        return parsed
-    _read_table(parsed, target, filename, _chain([header], rows), progress)
-    return parsed
 
 
 def _chain(first: list, rest: Iterable) -> Iterator:
@@ -344,17 +349,16 @@ def _guess_sheet(header: Iterable[Any]) -> Sheet | None:
 
 
 def _read_table(
-    parsed: ParsedFile,
+    errors: list[RowError],
     sheet: Sheet,
     title: str,
     rows: Iterator[tuple],
     progress: Progress | None,
-) -> None:
-    errors = parsed.errors
+) -> Table | None:
     try:
         header = next(rows)
     except StopIteration:
-        return
+        return None
     by_header = sheet.by_header()
     columns: list[Col | None] = []
     seen: set[str] = set()
@@ -379,15 +383,26 @@ def _read_table(
                     title, 1, col.zh, "", f"缺少必需的列 / required column missing ({col.field})"
                 )
             )
-    if sheet.entity in parsed.sheets:
-        errors.append(RowError(title, 0, "", "", "重复的工作表 / the entity appears twice"))
-        return
     present = [c for c in columns if c is not None]
     # Columns with no header at all (not unknown ones, which are reported once).
     headerless = {i for i, raw in enumerate(header) if _blank(raw)}
-    target = ParsedSheet(sheet=sheet, columns=present)
-    parsed.sheets[sheet.entity] = target
     parsers = [parser_for(c) if c is not None else None for c in columns]
+    records = _records(errors, sheet, title, header, columns, parsers, headerless, rows, progress)
+    return Table(sheet=sheet, title=title, columns=present, rows=records)
+
+
+def _records(
+    errors: list[RowError],
+    sheet: Sheet,
+    title: str,
+    header: tuple,
+    columns: list[Col | None],
+    parsers: list,
+    headerless: set[int],
+    rows: Iterator[tuple],
+    progress: Progress | None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    present = [c for c in columns if c is not None]
     keys: dict[tuple, int] = {}
     key_fields = sheet.key
     done = 0
@@ -450,7 +465,7 @@ def _read_table(
             )
             continue
         keys[key] = number
-        target.rows.append((number, record))
+        yield number, record
     if progress and done % 1000:
         progress(done % 1000)
 

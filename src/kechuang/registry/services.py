@@ -14,8 +14,7 @@ from django.utils import timezone
 from kechuang.accounts.services import audit_entries, audit_record
 from kechuang.errors import KechuangError
 from kechuang.registry import imports
-from kechuang.registry.columns import Sheet
-from kechuang.registry.imports import ParsedFile, RowError
+from kechuang.registry.imports import RowError
 from kechuang.registry.models import Certification, Enterprise, FiscalYear, IPAsset
 
 #: Stay under SQLite's limit on query parameters when filtering by a list.
@@ -147,16 +146,8 @@ def _check_industry(code: str | None) -> None:
 # --- import ------------------------------------------------------------------
 
 
-@dataclass
-class _Plan:
-    """What an import would write, computed before anything is written."""
-
-    sheet: Sheet
-    update_fields: list[str]
-    create: list[Any] = field(default_factory=list)
-    update: list[Any] = field(default_factory=list)
-    audit: list[tuple[str, dict | None, dict | None]] = field(default_factory=list)
-    unchanged: int = 0
+class _Rejected(Exception):
+    """Raised inside the import transaction to roll it back."""
 
 
 def registry_import(
@@ -169,93 +160,218 @@ def registry_import(
 ) -> ImportResult:
     """Import a registry file all-or-nothing.
 
-    Every row is checked first; on any problem nothing is written and the
-    result lists every bad row. A good file upserts by credit code (fiscal
-    years by code and year, IP by number, certificates by kind and number):
-    importing the same file twice changes nothing and logs nothing the
-    second time. Columns absent from the file are left as they are; a blank
-    cell in a present column means unknown (NULL)."""
-    parsed = imports.read_file(file=file, filename=filename, sheet=sheet, progress=progress)
-    if parsed.errors:
-        return ImportResult(ok=False, errors=parsed.errors)
+    Every row is checked; on any problem nothing is written and the result
+    lists every bad row. A good file upserts by credit code (fiscal years by
+    code and year, IP by number, certificates by kind and number): importing
+    the same file twice changes nothing and logs nothing the second time.
+    Columns absent from the file are left as they are; a blank cell in a
+    present column means unknown (NULL).
+
+    Rows are checked and written in batches inside one transaction, which is
+    rolled back at the end if any problem was found: memory stays bounded
+    whatever the file's size, and the outcome is the same as checking first."""
     errors: list[RowError] = []
-    codes = _enterprise_ids(parsed)
-    plans = [
-        _plan_enterprises(parsed, codes),
-        _plan_fiscal_years(parsed, codes, errors),
-        _plan_keyed(parsed, codes, errors, "ip", IPAsset, ("number",)),
-        _plan_keyed(parsed, codes, errors, "certifications", Certification, ("kind", "number")),
-    ]
-    if errors:
-        return ImportResult(ok=False, errors=errors)
     counts: dict[str, dict[str, int]] = {}
-    with transaction.atomic():
-        for plan in plans:
-            if plan is None:
-                continue
-            _write(plan, codes, actor, filename)
-            counts[plan.sheet.entity] = {
-                "created": len(plan.create),
-                "updated": len(plan.update),
-                "unchanged": plan.unchanged,
-            }
+    try:
+        with transaction.atomic():
+            for table in imports.iter_tables(
+                file=file, filename=filename, errors=errors, sheet=sheet, progress=progress
+            ):
+                writer = _TableWriter(table, actor=actor, filename=filename, errors=errors)
+                batch: list[tuple[int, dict[str, Any]]] = []
+                for row in table.rows:
+                    batch.append(row)
+                    if len(batch) >= _BATCH:
+                        writer.write(batch)
+                        batch = []
+                writer.write(batch)
+                counts[table.sheet.entity] = writer.counts
+            if errors:
+                raise _Rejected
+    except _Rejected:
+        return ImportResult(ok=False, errors=errors)
     return ImportResult(ok=True, counts=counts)
 
 
-def _enterprise_ids(parsed: ParsedFile) -> dict[str, int | None]:
-    """credit code -> enterprise id, for every code the file mentions
-    (None: a new enterprise of this file, not yet created)."""
-    mentioned: set[str] = set()
-    for ps in parsed.sheets.values():
-        mentioned.update(r["credit_code"] for _n, r in ps.rows)
-    ids: dict[str, int | None] = {}
-    for chunk in _chunks(sorted(mentioned)):
-        ids.update(
-            Enterprise.objects.filter(credit_code__in=chunk).values_list("credit_code", "id")
-        )
-    ent = parsed.sheets.get("enterprises")
-    if ent:
-        for _n, r in ent.rows:
-            ids.setdefault(r["credit_code"], None)
-    return ids
+_BATCH = 2000
+_MODELS: dict[str, tuple[type, str, tuple[str, ...]]] = {
+    # entity: (model, audit obj_type, natural key within the model)
+    "enterprises": (Enterprise, "enterprise", ("credit_code",)),
+    "fiscal_years": (FiscalYear, "fiscal_year", ("enterprise_id", "year")),
+    "ip": (IPAsset, "ip_asset", ("number",)),
+    "certifications": (Certification, "certification", ("kind", "number")),
+}
 
 
-def _plan_enterprises(parsed: ParsedFile, codes: dict[str, int | None]) -> _Plan | None:
-    ps = parsed.sheets.get("enterprises")
-    if ps is None:
-        return None
-    names = [c.field for c in ps.columns if c.field != "credit_code"]
-    plan = _Plan(ps.sheet, names)
-    existing: dict[str, Enterprise] = {}
-    known = [r["credit_code"] for _n, r in ps.rows if codes.get(r["credit_code"])]
-    for chunk in _chunks(known):
-        existing.update(
-            (e.credit_code, e) for e in Enterprise.objects.filter(credit_code__in=chunk)
-        )
-    for _n, record in ps.rows:
-        current = existing.get(record["credit_code"])
+class _TableWriter:
+    """Upserts one table's rows batch by batch, auditing each change."""
+
+    def __init__(self, table: imports.Table, *, actor: Any, filename: str, errors: list[RowError]):
+        self.table = table
+        self.entity = table.sheet.entity
+        self.model, self.obj_type, self.key = _MODELS[self.entity]
+        self.actor = actor
+        self.note = f"import {filename}"
+        self.errors = errors
+        self.title = table.title
+        sheet_key = table.sheet.key
+        self.fields = [c.field for c in table.columns if c.field not in ("credit_code", *sheet_key)]
+        self.counts = {"created": 0, "updated": 0, "unchanged": 0}
+        self.text_fields = {
+            f.attname
+            for f in self.model._meta.concrete_fields
+            if f.get_internal_type() in ("CharField", "TextField")
+        }
+        self.codes: dict[str, int] = {}
+
+    def _clean(self, record: dict[str, Any]) -> dict[str, Any]:
+        # A blank text cell is stored as "" (Django's convention for text), others as NULL.
         values = {
-            k: ("" if v is None and _is_text(Enterprise, k) else v) for k, v in record.items()
+            k: ("" if v is None and k in self.text_fields else v)
+            for k, v in record.items()
+            if k != "credit_code" or self.entity == "enterprises"
         }
-        if current is None:
-            plan.create.append(values)
-            plan.audit.append((record["credit_code"], None, {k: values[k] for k in names}))
-            continue
-        before = {
-            k: getattr(current, k) for k in names if not _same(getattr(current, k), values[k])
+        if self.model is IPAsset and values.get("used_in_earlier_hte_application") is None:
+            values["used_in_earlier_hte_application"] = False
+        return values
+
+    def _enterprise_ids(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        wanted = sorted({r["credit_code"] for _n, r in batch} - self.codes.keys())
+        for chunk in _chunks(wanted):
+            self.codes.update(
+                Enterprise.objects.filter(credit_code__in=chunk).values_list("credit_code", "id")
+            )
+
+    def _existing(self, keys: list[tuple]) -> dict[tuple, Any]:
+        found: dict[tuple, Any] = {}
+        if self.entity == "enterprises":
+            for chunk in _chunks([k[0] for k in keys]):
+                found.update(
+                    ((e.credit_code,), e) for e in Enterprise.objects.filter(credit_code__in=chunk)
+                )
+        elif self.entity == "fiscal_years":
+            for chunk in _chunks(sorted({k[0] for k in keys})):
+                found.update(
+                    ((fy.enterprise_id, fy.year), fy)
+                    for fy in FiscalYear.objects.filter(enterprise_id__in=chunk)
+                )
+        else:
+            for chunk in _chunks(sorted({k[-1] for k in keys})):
+                for obj in self.model.objects.filter(number__in=chunk):
+                    found[tuple(getattr(obj, k) for k in self.key)] = obj
+        return found
+
+    def write(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        if not batch:
+            return
+        if self.entity != "enterprises":
+            self._enterprise_ids(batch)
+        rows: list[tuple[int, str, dict[str, Any]]] = []
+        for number, record in batch:
+            code = record["credit_code"]
+            values = self._clean(record)
+            if self.entity != "enterprises":
+                if code not in self.codes:
+                    self.errors.append(_missing_enterprise(self.title, number, code))
+                    continue
+                values["enterprise_id"] = self.codes[code]
+            rows.append((number, code, values))
+        existing = self._existing([tuple(v[k] for k in self.key) for _n, _c, v in rows])
+        creates: list[dict[str, Any]] = []
+        updates: list[Any] = []
+        audit_new: list[tuple[str, None, dict]] = []
+        audit_changed: list[tuple[str, dict, dict]] = []
+        for number, code, values in rows:
+            key = tuple(values[k] for k in self.key)
+            current = existing.get(key)
+            moved = current is not None and self.entity in ("ip", "certifications")
+            if moved and current.enterprise_id != values["enterprise_id"]:
+                self.errors.append(self._owned_elsewhere(number, key, current))
+                continue
+            if self.entity == "fiscal_years" and not self._staff_consistent(
+                number, current, values
+            ):
+                continue
+            audit_id = self._audit_id(code, values)
+            if current is None:
+                creates.append(values)
+                audit_new.append((audit_id, None, {f: values[f] for f in self.fields}))
+                continue
+            before = {
+                f: getattr(current, f)
+                for f in self.fields
+                if not _same(getattr(current, f), values[f])
+            }
+            if not before:
+                self.counts["unchanged"] += 1
+                continue
+            for f in self.fields:
+                setattr(current, f, values[f])
+            updates.append(current)
+            audit_changed.append((audit_id, before, {f: values[f] for f in before}))
+        if self.entity == "enterprises":
+            now = timezone.now()
+            for values in creates:
+                values["created_at"] = values["updated_at"] = now
+            for obj in updates:
+                obj.updated_at = now  # bulk_update does not touch auto_now fields
+        _insert(self.model, creates)
+        if updates and self.fields:
+            extra = ["updated_at"] if self.entity == "enterprises" else []
+            self.model.objects.bulk_update(updates, [*self.fields, *extra], batch_size=500)
+        for action, changes in (("create", audit_new), ("update", audit_changed)):
+            if changes:
+                audit_entries(
+                    actor=self.actor,
+                    action=f"{self.obj_type}_{action}",
+                    obj_type=self.obj_type,
+                    changes=changes,
+                    note=self.note,
+                )
+        self.counts["created"] += len(creates)
+        self.counts["updated"] += len(updates)
+
+    def _audit_id(self, code: str, values: dict[str, Any]) -> str:
+        # The enterprise's code first, so its history finds its records' entries.
+        if self.entity == "enterprises":
+            return code
+        rest = [values["year"]] if self.entity == "fiscal_years" else [values[k] for k in self.key]
+        return "/".join([code, *map(str, rest)])
+
+    def _staff_consistent(self, number: int, current: Any, values: dict[str, Any]) -> bool:
+        # The merged row must hold: a file may bring only one of the two head counts.
+        merged = {
+            "staff_total": getattr(current, "staff_total", None),
+            "staff_sci_tech": getattr(current, "staff_sci_tech", None),
         }
-        if not before:
-            plan.unchanged += 1
-            continue
-        for k in names:
-            setattr(current, k, values[k])
-        plan.update.append(current)
-        plan.audit.append((record["credit_code"], before, {k: values[k] for k in before}))
-    return plan
+        merged.update({k: values[k] for k in merged if k in values})
+        sci, total = merged["staff_sci_tech"], merged["staff_total"]
+        if sci is not None and total is not None and sci > total:
+            self.errors.append(
+                RowError(
+                    self.title,
+                    number,
+                    "科技人员数",
+                    str(sci),
+                    f"科技人员数大于职工总数（{total}） / S&T staff exceed staff total ({total})",
+                )
+            )
+            return False
+        return True
 
-
-def _is_text(model: type, name: str) -> bool:
-    return model._meta.get_field(name).get_internal_type() in ("CharField", "TextField")
+    def _owned_elsewhere(self, number: int, key: tuple, current: Any) -> RowError:
+        owner = (
+            Enterprise.objects.filter(pk=current.enterprise_id)
+            .values_list("credit_code", flat=True)
+            .first()
+        )
+        return RowError(
+            self.title,
+            number,
+            "/".join(c.zh for c in self.table.sheet.columns if c.field in self.key),
+            "/".join(str(x) for x in key),
+            f"已登记在另一企业名下（{owner}） / already registered to another enterprise",
+        )
 
 
 def _missing_enterprise(title: str, number: int, code: str) -> RowError:
@@ -267,125 +383,6 @@ def _missing_enterprise(title: str, number: int, code: str) -> RowError:
         "企业不在企业库中，也不在本文件的企业表中 / enterprise is neither registered nor in "
         "this file's enterprises sheet",
     )
-
-
-def _plan_fiscal_years(
-    parsed: ParsedFile, codes: dict[str, int | None], errors: list[RowError]
-) -> _Plan | None:
-    ps = parsed.sheets.get("fiscal_years")
-    if ps is None:
-        return None
-    title = ps.sheet.zh
-    names = [c.field for c in ps.columns if c.field not in ("credit_code", "year")]
-    plan = _Plan(ps.sheet, names)
-    ids = sorted({i for i in codes.values() if i})
-    existing: dict[tuple[int, int], FiscalYear] = {}
-    for chunk in _chunks(ids):
-        existing.update(
-            ((fy.enterprise_id, fy.year), fy)
-            for fy in FiscalYear.objects.filter(enterprise_id__in=chunk)
-        )
-    for number, record in ps.rows:
-        code = record["credit_code"]
-        if code not in codes:
-            errors.append(_missing_enterprise(title, number, code))
-            continue
-        ent_id = codes[code]
-        current = existing.get((ent_id, record["year"])) if ent_id else None
-        values = {k: record[k] for k in names}
-        # The merged row must hold: a file may bring only one of the two head counts.
-        merged = {
-            **(_fields(current, ["staff_total", "staff_sci_tech"]) if current else {}),
-            **values,
-        }
-        sci, total = merged.get("staff_sci_tech"), merged.get("staff_total")
-        if sci is not None and total is not None and sci > total:
-            errors.append(
-                RowError(
-                    title,
-                    number,
-                    "科技人员数",
-                    str(sci),
-                    f"科技人员数大于职工总数（{total}） / S&T staff exceed staff total ({total})",
-                )
-            )
-            continue
-        key = f"{code}/{record['year']}"
-        if current is None:
-            plan.create.append((code, {"year": record["year"], **values}))
-            plan.audit.append((key, None, values))
-            continue
-        before = {
-            k: getattr(current, k) for k in names if not _same(getattr(current, k), values[k])
-        }
-        if not before:
-            plan.unchanged += 1
-            continue
-        for k in names:
-            setattr(current, k, values[k])
-        plan.update.append((code, current))
-        plan.audit.append((key, before, {k: values[k] for k in before}))
-    return plan
-
-
-def _plan_keyed(
-    parsed: ParsedFile,
-    codes: dict[str, int | None],
-    errors: list[RowError],
-    entity: str,
-    model: type,
-    key: tuple[str, ...],
-) -> _Plan | None:
-    ps = parsed.sheets.get(entity)
-    if ps is None:
-        return None
-    title = ps.sheet.zh
-    names = [c.field for c in ps.columns if c.field not in ("credit_code", *key)]
-    plan = _Plan(ps.sheet, names)
-    numbers = sorted({r["number"] for _n, r in ps.rows})
-    existing: dict[tuple, Any] = {}
-    for chunk in _chunks(numbers):
-        for obj in model.objects.filter(number__in=chunk).select_related("enterprise"):
-            existing[tuple(getattr(obj, k) for k in key)] = obj
-    for number, record in ps.rows:
-        code = record["credit_code"]
-        if code not in codes:
-            errors.append(_missing_enterprise(title, number, code))
-            continue
-        k = tuple(record[f] for f in key)
-        current = existing.get(k)
-        if current is not None and current.enterprise.credit_code != code:
-            errors.append(
-                RowError(
-                    title,
-                    number,
-                    "/".join(c.zh for c in ps.sheet.columns if c.field in key),
-                    "/".join(str(x) for x in k),
-                    f"已登记在另一企业名下（{current.enterprise.credit_code}） / already "
-                    f"registered to another enterprise",
-                )
-            )
-            continue
-        values = {f: ("" if v is None and _is_text(model, f) else v) for f, v in record.items()}
-        values.pop("credit_code")
-        if model is IPAsset and values.get("used_in_earlier_hte_application") is None:
-            values["used_in_earlier_hte_application"] = False
-        audit_key = f"{code}/{'/'.join(str(x) for x in k)}"
-        if current is None:
-            plan.create.append((code, values))
-            plan.audit.append((audit_key, None, {f: values[f] for f in names}))
-            continue
-        before = {
-            f: getattr(current, f) for f in names if not _same(getattr(current, f), values[f])
-        }
-        if not before:
-            plan.unchanged += 1
-            continue
-        for f in names:
-            setattr(current, f, values[f])
-        plan.update.append((code, current))
-        plan.audit.append((audit_key, before, {f: values[f] for f in before}))
-    return plan
 
 
 def _insert(model: type, rows: list[dict[str, Any]]) -> None:
@@ -415,50 +412,6 @@ def _insert(model: type, rows: list[dict[str, Any]]) -> None:
             cursor.executemany(
                 sql, [tuple(row.get(n, defaults[n]) for n in names) for row in batch]
             )
-
-
-def _write(plan: _Plan, codes: dict[str, int | None], actor: Any, filename: str) -> None:
-    entity = plan.sheet.entity
-    if entity == "enterprises":
-        now = timezone.now()
-        _insert(Enterprise, [{**v, "created_at": now, "updated_at": now} for v in plan.create])
-        if plan.update:
-            now = timezone.now()
-            for e in plan.update:
-                e.updated_at = now  # bulk_update does not touch auto_now fields
-            Enterprise.objects.bulk_update(
-                plan.update, [*plan.update_fields, "updated_at"], batch_size=500
-            )
-        # Fill in the ids of the enterprises this file created, for the child sheets.
-        new_codes = [v["credit_code"] for v in plan.create]
-        for chunk in _chunks(new_codes):
-            codes.update(
-                Enterprise.objects.filter(credit_code__in=chunk).values_list("credit_code", "id")
-            )
-        obj_type = "enterprise"
-    else:
-        model = {"fiscal_years": FiscalYear, "ip": IPAsset, "certifications": Certification}[entity]
-        _insert(model, [{**values, "enterprise_id": codes[code]} for code, values in plan.create])
-        if plan.update and plan.update_fields:
-            model.objects.bulk_update(
-                [obj for _c, obj in plan.update], plan.update_fields, batch_size=500
-            )
-        obj_type = {
-            "fiscal_years": "fiscal_year",
-            "ip": "ip_asset",
-            "certifications": "certification",
-        }[entity]
-    creates = [c for c in plan.audit if c[1] is None]
-    updates = [c for c in plan.audit if c[1] is not None]
-    note = f"import {filename}"
-    if creates:
-        audit_entries(
-            actor=actor, action=f"{obj_type}_create", obj_type=obj_type, changes=creates, note=note
-        )
-    if updates:
-        audit_entries(
-            actor=actor, action=f"{obj_type}_update", obj_type=obj_type, changes=updates, note=note
-        )
 
 
 __all__ = [
