@@ -307,7 +307,7 @@ def main() -> None:
         )
         rows.append(
             (
-                f"(4) rules run, {len(ids)} packs, 10M, DuckDB",
+                f"(4) rules run, {', '.join(ids10)}, 10M, DuckDB",
                 f"{r.get('seconds', float('nan')):.2f} s",
                 gib(r.get("peak_rss_max")),
                 "target peak ≤ 2 GiB" + lin + (f"; ERROR {r['error']}" if "error" in r else ""),
