@@ -52,8 +52,8 @@ def _number(raw: bytes) -> str:
     store the binary float's 17 (0.30000000000000004), so round those back
     to the 15 the user saw."""
     text = raw.decode("ascii")
-    digits = sum(ch.isdigit() for ch in text.split("E")[0].split("e")[0])
-    if digits > 15:
+    # Cheap test first: 15 digits need at least 16 characters with a sign or point.
+    if len(text) > 16 and sum(ch.isdigit() for ch in text.split("E")[0].split("e")[0]) > 15:
         text = format(float(text), ".15g")
     return text
 
