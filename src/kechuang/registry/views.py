@@ -4,16 +4,21 @@ through ``services``; each view is the glue between one form and one call."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -165,7 +170,17 @@ def import_page(request: HttpRequest) -> HttpResponse:
     result = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        result = services.registry_import(file=upload, filename=upload.name, actor=request.user)
+        progress = ImportProgress.for_request(request, request.POST.get("progress_id", ""))
+        try:
+            result = services.registry_import(
+                file=upload,
+                filename=upload.name,
+                actor=request.user,
+                progress=progress.advance if progress else None,
+            )
+        finally:
+            if progress:
+                progress.finish()
         _forget_error_report(request)
         if not result.ok:
             _keep_error_report(request, imports.error_report_workbook(result.errors))
@@ -174,6 +189,54 @@ def import_page(request: HttpRequest) -> HttpResponse:
         # The page's script swaps in only the result block.
         template = "registry/import_result.html"
     return render(request, template, {"form": form, "result": result})
+
+
+class ImportProgress:
+    """Rows checked so far by a running import, for the page to poll.
+
+    The import runs in the upload request itself; a second request (the page's
+    poll) reads the count from a small file, which works whichever process of
+    the app server answers the poll. The id is the page's random one, scoped
+    to the user, so nobody reads another import's progress."""
+
+    ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+    def __init__(self, user_pk: int, progress_id: str) -> None:
+        self.path = Path(settings.MEDIA_ROOT) / "import-progress" / f"{user_pk}-{progress_id}.json"
+        self.rows = 0
+
+    @classmethod
+    def for_request(cls, request: HttpRequest, progress_id: str) -> ImportProgress | None:
+        if not cls.ID.match(progress_id or ""):
+            return None
+        return cls(request.user.pk, progress_id)
+
+    def advance(self, rows: int) -> None:
+        self.rows += rows
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a poll never reads half a file.
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"rows": self.rows}), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict[str, int] | None:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@login_required
+def import_progress(request: HttpRequest, progress_id: str) -> HttpResponse:
+    access.require(request.user, "import_registry")
+    progress = ImportProgress.for_request(request, progress_id)
+    state = progress.read() if progress else None
+    if state is None:
+        raise Http404()
+    return JsonResponse(state)
 
 
 @login_required

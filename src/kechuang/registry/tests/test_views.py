@@ -408,3 +408,45 @@ def test_an_import_posted_without_csrf_token_is_refused(staff_zhang):
     response = _upload(client, _csv([f"{NEW_CODE},伪造导入,桃浦镇,6513"]))
     assert response.status_code == 403
     assert not Enterprise.objects.filter(credit_code=NEW_CODE).exists()
+
+
+def test_the_page_polls_the_rows_checked_so_far_and_only_its_own(staff_zhang, admin_root):
+    from kechuang.registry.views import ImportProgress
+
+    progress = ImportProgress(staff_zhang.pk, "p" * 16)
+    progress.advance(1000)
+    url = reverse("registry:import_progress", args=["p" * 16])
+    assert logged_in(staff_zhang).get(url).json() == {"rows": 1000}
+    assert logged_in(admin_root).get(url).status_code == 404  # same id, another user
+    assert (
+        logged_in(staff_zhang)
+        .get(reverse("registry:import_progress", args=["..%2F..%2Fx"]))
+        .status_code
+        == 404
+    )
+    progress.finish()
+    assert logged_in(staff_zhang).get(url).status_code == 404
+
+
+def test_an_import_reports_progress_and_leaves_no_progress_file(staff_zhang, monkeypatch, tmp_path):
+    from kechuang.registry.views import ImportProgress
+
+    seen: list[int] = []
+    advance = ImportProgress.advance
+
+    def spy(self, rows: int) -> None:
+        advance(self, rows)
+        seen.append(self.read()["rows"])
+
+    monkeypatch.setattr(ImportProgress, "advance", spy)
+    rows = [f"{credit_code(f'91310107MA1H{i:05d}')},进度测试{i},桃浦镇,6513" for i in range(1500)]
+    client = logged_in(staff_zhang)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(
+        reverse("registry:import"),
+        {"file": SimpleUploadedFile("big.csv", _csv(rows)), "progress_id": "q" * 20},
+    )
+    assert 'data-testid="import-ok"' in response.content.decode()
+    assert seen and seen[-1] == 1500
+    assert not list(tmp_path.glob("import-progress/*.json"))
