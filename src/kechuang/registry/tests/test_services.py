@@ -73,3 +73,39 @@ def test_the_database_itself_refuses_more_sci_tech_staff_than_staff(alice_corp):
         FiscalYear.objects.create(
             enterprise=alice_corp, year=2020, staff_total=Decimal(5), staff_sci_tech=Decimal(6)
         )
+
+
+def test_a_change_through_the_admin_site_is_audited_too(alice_corp, admin_root, client):
+    client.force_login(admin_root)
+    url = f"/admin/registry/enterprise/{alice_corp.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items()}
+    data.update(
+        {
+            "street": "万里街道",
+            "fiscal_years-TOTAL_FORMS": "1",
+            "fiscal_years-INITIAL_FORMS": "1",
+            "fiscal_years-MIN_NUM_FORMS": "0",
+            "fiscal_years-MAX_NUM_FORMS": "1000",
+            "fiscal_years-0-id": alice_corp.fiscal_years.get().pk,
+            "fiscal_years-0-enterprise": alice_corp.pk,
+        }
+    )
+    for name in (
+        "registered_in_mainland",
+        "resident_enterprise",
+        "ip_surveyed",
+        "compliance_checked",
+    ):
+        data[name] = {True: "true", False: "false", None: "unknown"}[getattr(alice_corp, name)]
+    for name, value in list(data.items()):
+        if value is None or (name not in form.fields and not name.startswith("fiscal_years")):
+            data.pop(name)
+        elif form.fields.get(name) is not None and "Boolean" in type(form.fields[name]).__name__:
+            data[name] = {True: "true", False: "false", None: "unknown"}.get(value, value)
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entry = AuditLog.objects.get(action="enterprise_update")
+    assert entry.actor == admin_root and entry.after == {"street": "万里街道"}
