@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
@@ -236,6 +236,7 @@ def batch(policy_id: str, max_amount: Decimal | None = None, size: tuple[int, in
 
 # ---------------------------------------------------------------- comparison
 _Q = Decimal("0.000001")
+FLOAT_EXACT_BELOW = Decimal(10**9)
 
 
 def normalise(value: Any) -> Any:
@@ -249,6 +250,11 @@ def normalise(value: Any) -> Any:
     if isinstance(value, Fraction):
         value = Decimal(value.numerator) / Decimal(value.denominator)
     d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if isinstance(value, float) and abs(d) >= FLOAT_EXACT_BELOW:
+        # Known limit (reported): SQL displays a ratio as a double, which holds about 15
+        # significant digits, so 6 decimals only below 10**9 (e.g. R&D / sales of 0.01
+        # yuan). Thresholds are never compared on these floats (cross-multiplied exactly).
+        return Decimal(f"{float(d):.15g}")
     return d.quantize(_Q, ROUND_HALF_UP)
 
 
@@ -288,7 +294,9 @@ def _differential(policy_id: str, engine: str) -> None:
         max_examples=EXAMPLES[engine],
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        derandomize=False,
+        # No shrinking: a failure already names the one differing row, and shrinking a
+        # batch of 60 enterprises through a database takes many minutes.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     @given(batch(policy_id, max_amount))
     def run(data):
