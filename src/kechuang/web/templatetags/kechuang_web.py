@@ -77,3 +77,12 @@ def industry_name(code: str) -> str:
     table = codes.industry_codes()
     name = table.get(code) or table.get(code[:2], "")
     return f"{code} {name}".strip()
+
+
+@register.filter
+def sheet_label(entity: str) -> str:
+    """``fiscal_years`` → ``年度财务 (fiscal_years)``: an import file's sheet, as people name it."""
+    from kechuang.registry.columns import sheet_named
+
+    sheet = sheet_named(entity)
+    return f"{sheet.zh} ({entity})" if sheet else entity
