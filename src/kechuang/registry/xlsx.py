@@ -28,6 +28,10 @@ _NS = {
 }
 _ROW = re.compile(rb"<(?:\w+:)?row\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?row>)", re.S)
 _CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)", re.S)
+_FAST_CELL = re.compile(
+    rb'<c r="([A-Z]+\d+)"(?: s="(\d+)")?(?: t="(\w+)")?\s*(?:/>|>(?:(<v>)([^<]*)</v>|(.*?))</c>)',
+    re.S,
+)
 _ATTR = re.compile(rb'\b([rts])="([^"]*)"')
 _V = re.compile(rb"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.S)
 _T = re.compile(rb"<(?:\w+:)?t(?:\s[^>]*)?>(.*?)</(?:\w+:)?t>", re.S)
@@ -145,10 +149,66 @@ class Workbook:
                 dates.add(index)
         return dates
 
+    def _cells(self, body: bytes) -> list[Any]:
+        # Fast path: the attribute layout Excel and openpyxl write (r, then s, then t).
+        # Any other layout in the row falls back to the general parse below.
+        fast = _FAST_CELL.findall(body)
+        if len(fast) == body.count(b"<c ") + body.count(b":c "):
+            cells = [
+                (ref, style or None, kind or b"n", v if plain else inner, bool(plain))
+                for ref, style, kind, plain, v, inner in fast
+            ]
+        else:
+            cells = []
+            for cell in _CELL.finditer(body):
+                attrs = dict(_ATTR.findall(cell.group(1)))
+                cells.append(
+                    (
+                        attrs.get(b"r", b""),
+                        attrs.get(b"s"),
+                        attrs.get(b"t", b"n"),
+                        cell.group(2) or b"",
+                        False,
+                    )
+                )
+        values: list[Any] = []
+        shared, date_styles = self.shared, self.date_styles
+        for ref, style, kind, inner, is_value in cells:
+            if ref:
+                index = _column_index(ref)
+                if index > len(values):
+                    values.extend([None] * (index - len(values)))
+            if not inner:
+                values.append(None)
+                continue
+            if kind == b"inlineStr":
+                values.append(_text(b"".join(_T.findall(_RPH.sub(b"", inner)))))
+                continue
+            if is_value:
+                raw = inner
+            else:
+                v = _V.search(inner)
+                if v is None:
+                    values.append(None)
+                    continue
+                raw = v.group(1)
+            if kind == b"s":
+                values.append(shared[int(raw)])
+            elif kind == b"b":
+                values.append(raw == b"1")
+            elif kind in (b"str", b"e"):
+                values.append(_text(raw))
+            elif kind == b"d":
+                values.append(dt.date.fromisoformat(raw[:10].decode()))
+            elif style is not None and int(style) in date_styles:
+                values.append(_EPOCH + dt.timedelta(days=int(float(raw))))
+            else:
+                values.append(_number(raw))
+        return values
+
     def rows(self, path: str) -> Iterator[tuple]:
         """The sheet's rows as tuples of values (None for an empty cell),
         with empty rows in between kept so that row numbers stay right."""
-        shared, date_styles = self.shared, self.date_styles
         expected = 1
         with self.zip.open(path) as f:
             buffer = b""
@@ -168,43 +228,7 @@ class Workbook:
                             yield ()
                             expected += 1
                     expected += 1
-                    values: list[Any] = []
                     body = row.group(1) or b""
-                    for cell in _CELL.finditer(body):
-                        attrs = dict(_ATTR.findall(cell.group(1)))
-                        ref = attrs.get(b"r")
-                        if ref:
-                            index = _column_index(ref)
-                            if index > len(values):
-                                values.extend([None] * (index - len(values)))
-                        inner = cell.group(2)
-                        if not inner:
-                            values.append(None)
-                            continue
-                        kind = attrs.get(b"t", b"n")
-                        if kind == b"inlineStr":
-                            values.append(_text(b"".join(_T.findall(_RPH.sub(b"", inner)))))
-                            continue
-                        v = _V.search(inner)
-                        if v is None:
-                            values.append(None)
-                            continue
-                        raw = v.group(1)
-                        if kind == b"s":
-                            values.append(shared[int(raw)])
-                        elif kind == b"b":
-                            values.append(raw == b"1")
-                        elif kind in (b"str", b"e"):
-                            values.append(_text(raw))
-                        elif kind == b"d":
-                            values.append(dt.date.fromisoformat(raw[:10].decode()))
-                        else:
-                            style = attrs.get(b"s")
-                            if style is not None and int(style) in date_styles:
-                                serial = float(raw)
-                                values.append(_EPOCH + dt.timedelta(days=int(serial)))
-                            else:
-                                values.append(_number(raw))
-                    yield tuple(values)
+                    yield tuple(self._cells(body))
                 if not chunk:
                     return

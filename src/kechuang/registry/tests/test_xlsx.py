@@ -49,6 +49,7 @@ def excel_like_file() -> io.BytesIO:
             '<c r="C3" s="2"><v>1200000.0999999999</v></c><c r="D3" s="3"><v>45292</v></c>'
             '<c r="E3" t="b"><v>0</v></c></row>'
             '<row r="4" spans="1:5"/>'
+            '<row r="5"><c t="s" r="B5"><v>2</v></c><c r="C5" t="n"><v>7</v></c></row>'
             "</sheetData></worksheet>",
         )
     out.seek(0)
@@ -70,6 +71,7 @@ def test_it_reads_shared_strings_dates_and_numbers_as_excel_shows_them():
         False,
     )
     assert rows[3] == ()
+    assert rows[4] == (None, "R&D", "7")  # attributes in another order still read
 
 
 def test_a_file_that_is_not_a_workbook_is_refused():
