@@ -215,6 +215,11 @@ def parser_for(col: Col) -> Callable[[Any], Any]:
     }[col.kind]
 
 
+def plain_number(value: Decimal) -> str:
+    """A head count as people write it: 20, 12.5 (not 20.00, not 2E+1)."""
+    return format(value.normalize(), "f")
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -445,12 +450,13 @@ def _records(
                 ok = False
         for col in present:
             record.setdefault(col.field, None)
-        if not ok:
-            continue
+        # Checked even when a cell failed, so the report names every problem of the row.
         problem = _row_problem(sheet, record)
         if problem:
             column, value, reason = problem
             errors.append(RowError(title, number, column, value, reason))
+            continue
+        if not ok:
             continue
         key = tuple(record.get(k) for k in key_fields)
         if key in keys:
@@ -477,8 +483,9 @@ def _row_problem(sheet: Sheet, record: dict[str, Any]) -> tuple[str, str, str] |
         if sci is not None and total is not None and sci > total:
             return (
                 "科技人员数",
-                str(sci),
-                f"科技人员数大于职工总数（{total}） / S&T staff exceed staff total ({total})",
+                plain_number(sci),
+                f"科技人员数大于职工总数（{plain_number(total)}） / S&T staff exceed staff total "
+                f"({plain_number(total)})",
             )
     if sheet.entity == "certifications":
         start, end = record.get("valid_from"), record.get("valid_to")

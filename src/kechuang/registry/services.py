@@ -352,8 +352,9 @@ class _TableWriter:
                     self.title,
                     number,
                     "科技人员数",
-                    str(sci),
-                    f"科技人员数大于职工总数（{total}） / S&T staff exceed staff total ({total})",
+                    imports.plain_number(sci),
+                    f"科技人员数大于职工总数（{imports.plain_number(total)}） / S&T staff exceed staff total "
+                    f"({imports.plain_number(total)})",
                 )
             )
             return False
