@@ -1,7 +1,24 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
+
+from kechuang.accounts import logins
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, refusing a username locked by too many failures."""
+
+    def clean(self) -> dict:
+        # Checked before the password, so a locked name learns nothing from a guess.
+        if logins.login_locked(self.cleaned_data.get("username") or ""):
+            minutes = int(logins.LOCK_WINDOW.total_seconds() // 60)
+            raise forms.ValidationError(
+                _("登录失败次数过多，请 %(minutes)d 分钟后再试。") % {"minutes": minutes},
+                code="locked",
+            )
+        return super().clean()
 
 
 class AuditLogFilterForm(forms.Form):

@@ -12,12 +12,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kechuang.accounts import roles, selectors, tokens
-from kechuang.accounts.forms import ApiTokenForm, AuditLogFilterForm
+from kechuang.accounts.forms import ApiTokenForm, AuditLogFilterForm, LoginForm
 from kechuang.accounts.models import ApiToken
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
 

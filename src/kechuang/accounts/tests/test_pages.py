@@ -139,3 +139,45 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client):
     response = client.get(reverse("accounts:audit_log"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("accounts:login"))
+
+
+def _fail(client, username: str, times: int) -> None:
+    for _ in range(times):
+        client.post(reverse("accounts:login"), {"username": username, "password": "guess"})
+
+
+def test_five_failed_logins_lock_the_username_even_for_the_right_password(client, staff_zhang):
+    _fail(client, "staff_zhang", 5)
+    response = client.post(
+        reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD}
+    )
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "15" in response.content.decode()
+    failures = AuditLog.objects.filter(action="login_failed", obj_id="staff_zhang")
+    assert failures.count() == 5 and "guess" not in str(list(failures.values()))
+
+
+def test_the_lock_ends_after_the_window(client, staff_zhang):
+    _fail(client, "staff_zhang", 5)
+    AuditLog.objects.filter(action="login_failed").update(
+        at=timezone.now() - dt.timedelta(minutes=16)
+    )
+    client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD})
+    assert "_auth_user_id" in client.session
+
+
+def test_a_successful_login_ends_the_streak(client, staff_zhang):
+    _fail(client, "staff_zhang", 4)
+    client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD})
+    client.post(reverse("accounts:logout"))
+    _fail(client, "staff_zhang", 4)
+    client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD})
+    assert "_auth_user_id" in client.session
+
+
+def test_a_locked_unknown_name_reads_like_a_locked_real_one(client, staff_zhang):
+    _fail(client, "staff_zhang", 5)
+    _fail(client, "nobody_here", 5)
+    real = client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": "x"})
+    fake = client.post(reverse("accounts:login"), {"username": "nobody_here", "password": "x"})
+    assert real.context["form"].errors == fake.context["form"].errors
