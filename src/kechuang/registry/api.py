@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
-from ninja import File, Query, Router, Schema
+from ninja import File, Path, Query, Router, Schema
 from ninja.files import UploadedFile
 
 from kechuang.accounts import roles
@@ -233,7 +233,10 @@ def fiscal_years(request: HttpRequest, credit_code: str) -> Any:
     summary="Create or replace one fiscal year's figures",
 )
 def fiscal_year_put(
-    request: HttpRequest, credit_code: str, year: int, payload: FiscalYearIn
+    request: HttpRequest,
+    credit_code: str,
+    payload: FiscalYearIn,
+    year: int = Path(..., ge=1949, le=2100),
 ) -> Any:
     enterprise = access.enterprise_for_edit(request.user, credit_code)
     figures = {f: getattr(payload, f) for f in FISCAL_YEAR_FIELDS}

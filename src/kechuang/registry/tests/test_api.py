@@ -250,3 +250,10 @@ def test_every_operation_in_the_spec_refuses_a_request_without_a_token(client, a
             assert response.status_code == 401, (method, path)
             checked += 1
     assert checked >= 10
+
+
+@pytest.mark.parametrize("year", ["99999", "0", "-1", "abc"])
+def test_an_impossible_year_is_refused_before_anything_is_written(ent_alice, alice_corp, year):
+    response = Api(ent_alice).put(f"/enterprises/{ALICE_CODE}/fiscal-years/{year}", {})
+    assert response.status_code in (404, 422)
+    assert FiscalYear.objects.filter(enterprise=alice_corp).count() == 1
