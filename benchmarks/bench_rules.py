@@ -109,7 +109,7 @@ def child(kind: str, args: list[str]) -> dict:
         from kechuang.rules import evaluate_flat
 
         ids = args[3].split(",")
-        row = pq.read_table(src_path).slice(0, 1).to_pylist()[0]  # one enterprise
+        row = next(pq.ParquetFile(src_path).iter_batches(batch_size=1)).to_pylist()[0]
         for pid in ids:
             evaluate_flat(pid, row, as_of)  # warm-up: load and check the packs
         times = []
