@@ -257,3 +257,16 @@ def test_an_impossible_year_is_refused_before_anything_is_written(ent_alice, ali
     response = Api(ent_alice).put(f"/enterprises/{ALICE_CODE}/fiscal-years/{year}", {})
     assert response.status_code in (404, 422)
     assert FiscalYear.objects.filter(enterprise=alice_corp).count() == 1
+
+
+def test_an_enterprise_token_cannot_write_another_enterprises_fiscal_year(ent_bob, alice_corp):
+    api = Api(ent_bob)
+    other = api.put(f"/enterprises/{ALICE_CODE}/fiscal-years/2024", {"sales_revenue": "1.00"})
+    missing = api.put(f"/enterprises/{NOWHERE}/fiscal-years/2024", {"sales_revenue": "1.00"})
+    assert other.status_code == missing.status_code == 404 and other.content == missing.content
+    new_year = api.put(f"/enterprises/{ALICE_CODE}/fiscal-years/2025", {"sales_revenue": "1.00"})
+    assert new_year.status_code == 404
+    assert list(
+        FiscalYear.objects.filter(enterprise=alice_corp).values_list("year", flat=True)
+    ) == [2024]
+    assert FiscalYear.objects.get(enterprise=alice_corp).sales_revenue == Decimal("52900000.00")
