@@ -87,3 +87,10 @@ def test_the_committed_mo_files_match_their_po_files(language):
             assert catalog.ngettext(entry["msgid"], entry["plural"], 1) == entry["msgstr"][0]
         else:
             assert catalog.gettext(entry["msgid"]) == entry["msgstr"][0], entry["msgid"]
+
+
+def test_the_error_pages_render_without_a_request_context():
+    from django.template.loader import render_to_string
+
+    for name in ("404.html", "403.html", "403_csrf.html", "500.html"):
+        assert "<h1>" in render_to_string(name)
