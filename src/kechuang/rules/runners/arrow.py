@@ -12,9 +12,9 @@ from kechuang.rules.compile.to_sql import CompiledPolicy
 from kechuang.rules.facts import FLAT_COLUMNS
 
 _ARROW = {
-    "money": pa.decimal128(20, 2),
-    "number": pa.decimal128(20, 2),
-    "share": pa.decimal128(20, 12),
+    "money": pa.decimal128(38, 2),
+    "number": pa.decimal128(38, 2),
+    "share": pa.decimal128(38, 12),
     "count": pa.int64(),
     "date": pa.int64(),
     "bool": pa.bool_(),
