@@ -65,7 +65,8 @@ def _text(value: Any) -> str:
 
 
 @lru_cache(maxsize=1 << 18)
-def _credit_code(code: str) -> str:
+def _credit_code(text: str) -> str:
+    code = uscc.compact(text).upper()
     try:
         return uscc.validate(code)
     except InvalidLength:
@@ -77,8 +78,8 @@ def _credit_code(code: str) -> str:
 
 
 def parse_credit_code(value: Any) -> str:
-    # Cached: the fiscal-year sheet repeats each enterprise's code every year.
-    return _credit_code(uscc.compact(_text(value)).upper())
+    # Cached on the cell text: the fiscal-year sheet repeats each code every year.
+    return _credit_code(_text(value))
 
 
 def parse_date(value: Any) -> dt.date:
