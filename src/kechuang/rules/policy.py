@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,9 @@ class Expr:
     tree: exp.Expression
     line: int | None
 
-    @property
+    @cached_property
     def names(self) -> set[str]:
+        # Cached: explaining one enterprise asks for the names of the same trees often.
         return ex.names(self.tree)
 
 

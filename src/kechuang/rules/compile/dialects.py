@@ -38,7 +38,8 @@ DIALECTS: dict[str, Dialect] = {
         sqlglot="duckdb",
         # HUGEINT (int128): products of two amounts in fen stay exact; DuckDB's `//` on
         # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.
-        to_int="CAST(ROUND(CAST({x} AS DECIMAL(38,12)) * {f}) AS HUGEINT)",
+        # Exact for DECIMAL columns; a DOUBLE or text column (CSV) is rounded by the cast.
+        to_int="CAST(CAST({x} AS DECIMAL(38,{s})) * {f} AS HUGEINT)",
         to_int0="CAST({x} AS HUGEINT)",
         intdiv="(CAST({a} AS HUGEINT) // CAST({b} AS HUGEINT))",
         float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",

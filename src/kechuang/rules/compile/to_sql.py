@@ -78,13 +78,60 @@ class Compiler:
         self.as_of = as_of
         self.d = dialect
         self.defs = policy.definitions()
-        # Definitions containing a division are inlined where they are used: a ratio is
+        # Definitions whose value is a ratio are inlined where they are used: a ratio is
         # never materialised, so it can always be compared exactly by cross-multiplying.
-        self.inline = {n for n, e in self.defs.items() if self._has_div(e.tree)}
+        # Everything else (conditions, points, amounts) is computed once in a CTE column.
+        self.inline: set[str] = set()
+        for name in list(self.defs):
+            if self._is_ratio(self.defs[name].tree, frozenset({name})):
+                self.inline.add(name)
+                self._split_quotient(name)
         self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
         self.phase_b: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
+    def _split_quotient(self, name: str) -> None:
+        """Compute a ratio's numerator and denominator once, as hidden columns.
+
+        A ratio is compared by cross-multiplying wherever it is used (every band row, every
+        condition); without this its whole numerator and denominator would be repeated in
+        each comparison, and the query would grow with every use.
+        """
+        e = self.defs[name]
+        tree = e.tree.unnest()
+        if not isinstance(tree, exp.Div):
+            return
+        parts = {}
+        for side, node in (("num", tree.left), ("den", tree.right)):
+            if any(isinstance(n, exp.Div) for n in node.walk()) or self._is_ratio(
+                node, frozenset({name})
+            ):
+                return
+            parts[side] = node
+        for side, node in parts.items():
+            self.defs[f"__{side}_{name}"] = Expr(node.sql(), node.copy(), e.line)
+        div = exp.Div(
+            this=exp.column(f"__num_{name}"), expression=exp.column(f"__den_{name}")
+        )
+        self.defs[name] = Expr(e.text, div, e.line)
+
+    def _is_ratio(self, tree: exp.Expression, seen: frozenset[str]) -> bool:
+        """Whether an expression's value is a quotient (possibly chosen by a CASE)."""
+        node = tree.unnest()
+        if isinstance(node, exp.Div):
+            return True
+        if isinstance(node, exp.Column) and node.name in self.defs and node.name not in seen:
+            return self._is_ratio(self.defs[node.name].tree, seen | {node.name})
+        if isinstance(node, exp.Case | exp.If):
+            if isinstance(node, exp.If):
+                values = [node.args["true"], node.args.get("false")]
+            else:
+                values = [b.args["true"] for b in node.args.get("ifs") or []]
+                values.append(node.args.get("default"))
+            values = [v for v in values if v is not None and not isinstance(v.unnest(), exp.Null)]
+            return any(self._is_ratio(v, seen) for v in values)
+        return False
+
     def _has_div(self, tree: exp.Expression, seen: frozenset[str] = frozenset()) -> bool:
         # A band of a ratio (BAND_MIN(b, n / d)) is compared exactly inside the band's CASE
         # and yields whole points: it can be materialised, so look no further into it.
@@ -473,7 +520,7 @@ class Compiler:
             typ = p.inputs[name].type
             if typ in ("money", "number", "share"):
                 f = 10 ** SCALES[typ]
-                select.append(f"{d.to_int.format(x=_ident(name), f=f)} AS {_ident(name)}")
+                select.append(f"{d.to_int.format(x=_ident(name), f=f, s=SCALES[typ])} AS {_ident(name)}")
             elif typ in ("count", "date"):
                 select.append(f"{d.to_int0.format(x=_ident(name))} AS {_ident(name)}")
             else:
