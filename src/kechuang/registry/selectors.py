@@ -110,8 +110,13 @@ def iter_enterprise_facts(
             rows = cursor.fetchmany(batch_size)
             if not rows:
                 return
-            for values in rows:
-                yield convert_row(values)
+            if connection.vendor == "postgresql":
+                # psycopg already returns Decimal (at the column's scale), bool and int.
+                for values in rows:
+                    yield dict(zip(COLUMNS, values, strict=True))
+            else:
+                for values in rows:
+                    yield convert_row(values)
 
 
 def enterprise_nested_facts(enterprise: Enterprise, as_of: dt.date) -> dict[str, Any]:
