@@ -409,6 +409,9 @@ def _records(
     progress: Progress | None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     present = [c for c in columns if c is not None]
+    required = [c for c in present if c.required]
+    template = dict.fromkeys(c.field for c in present)
+    ncols = len(columns)
     keys: dict[tuple, int] = {}
     key_fields = sheet.key
     done = 0
@@ -416,15 +419,18 @@ def _records(
         done += 1
         if progress and done % 1000 == 0:
             progress(1000)
-        if all(_blank(v) for v in values):
-            continue
-        record: dict[str, Any] = {}
-        ok = True
+        # Blank cells leave the template's None (unknown); this loop runs once
+        # per cell of a file that may hold millions, so it stays plain.
+        record = dict(template)
+        failed: set[str] = set()
+        filled = False
         for index, value in enumerate(values):
-            col = columns[index] if index < len(columns) else None
-            parse = parsers[index] if index < len(parsers) else None
-            if col is None or parse is None:
-                if not _blank(value) and (index in headerless or index >= len(header)):
+            if value is None or (value.__class__ is str and not value.strip()):
+                continue
+            filled = True
+            col = columns[index] if index < ncols else None
+            if col is None:
+                if index >= len(header) or index in headerless:
                     errors.append(
                         RowError(
                             title,
@@ -434,23 +440,22 @@ def _records(
                             "该列没有表头 / a value in a column without a header",
                         )
                     )
-                    ok = False
-                continue
-            if _blank(value):
-                if col.required:
-                    errors.append(
-                        RowError(title, number, col.zh, "", "必填项为空 / required value is empty")
-                    )
-                    ok = False
-                record[col.field] = None
+                    failed.add(f"#{index + 1}")
                 continue
             try:
-                record[col.field] = parse(value)
+                record[col.field] = parsers[index](value)
             except ValueError as exc:
                 errors.append(RowError(title, number, col.zh, _show(value), str(exc)))
-                ok = False
-        for col in present:
-            record.setdefault(col.field, None)
+                failed.add(col.field)
+        if not filled:
+            continue  # an empty row
+        for col in required:
+            if record[col.field] is None and col.field not in failed:
+                errors.append(
+                    RowError(title, number, col.zh, "", "必填项为空 / required value is empty")
+                )
+                failed.add(col.field)
+        ok = not failed
         # Checked even when a cell failed, so the report names every problem of the row.
         problem = _row_problem(sheet, record)
         if problem:
