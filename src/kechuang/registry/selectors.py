@@ -69,9 +69,9 @@ def enterprise_streets() -> list[str]:
 def enterprise_history(*, enterprise: Enterprise) -> QuerySet:
     """The audit entries about an enterprise and its records, newest first.
 
-    Child records (fiscal years, IP, certifications) are logged with the
-    enterprise's credit code in ``note``-independent ``obj_id`` form
-    ``<credit_code>`` or ``<credit_code>/<key>``."""
+    Entries about the enterprise have its credit code as ``obj_id``; entries
+    about its records start with it: ``<code>/<year>`` (fiscal year),
+    ``<code>/<number>`` (IP), ``<code>/<kind>/<number>`` (certificate)."""
     from kechuang.accounts.models import AuditLog
 
     code = enterprise.credit_code
