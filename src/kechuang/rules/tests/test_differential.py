@@ -205,7 +205,11 @@ def _tune_ratios(draw, nested: dict, numbers: tuple[Fraction, ...], max_amount: 
     t = draw(st.sampled_from(ratios))
     years = nested.get("financials") or {}
     fields = sorted({f for rec in years.values() if isinstance(rec, dict) for f in rec})
-    top = [k for k, v in nested.items() if isinstance(v, Decimal)]
+    # Amounts only: a share is at most 1 (decimal(20,12) in the flat row).
+    top = [
+        k for k, v in nested.items()
+        if isinstance(v, Decimal) and k in COLUMNS_BY_NAME and COLUMNS_BY_NAME[k].type in ("money", "number")
+    ]
     delta = draw(st.sampled_from([Decimal("-0.01"), Decimal(0), Decimal("0.01")]))
     cap = max_amount or Decimal("100000000000")
     if len(fields) >= 2 and draw(st.booleans()):
