@@ -1,0 +1,176 @@
+"""Who may see and do what with vouchers. Every view and endpoint calls these.
+
+- Commission staff and admins see everything and take the decisions
+  (institutions, quotas, claims, settlement, expiry).
+- Auditors see everything, including the ledger and the audit trail, and change nothing.
+- An enterprise user sees and acts on their own enterprise's applications,
+  quota and orders only.
+- An institution user sees their institution's orders, claims and payments and
+  acts only on those.
+
+An object the user may not see is *not found* (``Http404``), exactly like an id
+that does not exist; a user who may see it but not act gets ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from kechuang.accounts import roles
+from kechuang.accounts.models import Role
+from kechuang.vouchers.models import (
+    Claim,
+    Institution,
+    InstitutionMember,
+    QuotaApplication,
+    ServiceOrder,
+    SettlementBatch,
+)
+
+
+def is_staff(user: Any) -> bool:
+    return roles.has_role(user, Role.STAFF, Role.ADMIN)
+
+
+def is_auditor(user: Any) -> bool:
+    return roles.has_role(user, Role.AUDITOR)
+
+
+def sees_all(user: Any) -> bool:
+    return is_staff(user) or is_auditor(user)
+
+
+def is_enterprise_user(user: Any) -> bool:
+    return roles.has_ability(user, "own_enterprise")
+
+
+def is_institution_user(user: Any) -> bool:
+    return roles.has_role(user, Role.INSTITUTION)
+
+
+def institution_of(user: Any) -> Institution | None:
+    """The institution an institution user acts for (None until they apply)."""
+    if not is_institution_user(user):
+        return None
+    member = InstitutionMember.objects.filter(user=user).select_related("institution").first()
+    return member.institution if member else None
+
+
+def acts_for(user: Any, enterprise: Any) -> bool:
+    return is_enterprise_user(user) and user.enterprise_id == enterprise.pk
+
+
+def require_staff(user: Any) -> None:
+    if not is_staff(user):
+        raise PermissionDenied("commission staff only")
+
+
+def require_ledger_reader(user: Any) -> None:
+    if not sees_all(user):
+        raise PermissionDenied("staff and auditors only")
+
+
+def require_signed_in(user: Any) -> None:
+    if roles.role_of(user) is None:
+        raise PermissionDenied("sign in")
+
+
+def orders_visible_to(user: Any) -> QuerySet[ServiceOrder]:
+    qs = ServiceOrder.objects.select_related("enterprise", "institution", "offering", "program")
+    if sees_all(user):
+        return qs
+    if is_enterprise_user(user):
+        return qs.filter(enterprise_id=user.enterprise_id)
+    inst = institution_of(user)
+    if inst is not None:
+        return qs.filter(institution=inst)
+    return qs.none()
+
+
+def applications_visible_to(user: Any) -> QuerySet[QuotaApplication]:
+    qs = QuotaApplication.objects.select_related("enterprise", "program")
+    if sees_all(user):
+        return qs
+    if is_enterprise_user(user):
+        return qs.filter(enterprise_id=user.enterprise_id)
+    return qs.none()
+
+
+def claims_visible_to(user: Any) -> QuerySet[Claim]:
+    qs = Claim.objects.select_related("order", "institution", "order__enterprise")
+    if sees_all(user):
+        return qs
+    inst = institution_of(user)
+    if inst is not None:
+        return qs.filter(institution=inst)
+    return qs.none()
+
+
+def batches_visible_to(user: Any) -> QuerySet[SettlementBatch]:
+    if sees_all(user):
+        return SettlementBatch.objects.all()
+    inst = institution_of(user)
+    if inst is not None:
+        return SettlementBatch.objects.filter(claims__institution=inst).distinct()
+    return SettlementBatch.objects.none()
+
+
+def institutions_visible_to(user: Any) -> QuerySet[Institution]:
+    if sees_all(user):
+        return Institution.objects.all()
+    inst = institution_of(user)
+    approved = Institution.objects.filter(status=Institution.Status.APPROVED)
+    if inst is not None:
+        return approved | Institution.objects.filter(pk=inst.pk)
+    return approved
+
+
+def _get(qs: QuerySet, pk: Any) -> Any:
+    try:
+        obj = qs.filter(pk=int(pk)).first()
+    except (TypeError, ValueError):
+        obj = None
+    if obj is None:
+        # No message: "not yours" must read exactly like "does not exist".
+        raise Http404()
+    return obj
+
+
+def order_for_view(user: Any, pk: Any) -> ServiceOrder:
+    return _get(orders_visible_to(user), pk)
+
+
+def order_for_enterprise(user: Any, pk: Any) -> ServiceOrder:
+    """An order its enterprise's user may act on (apply vouchers, cancel)."""
+    order = order_for_view(user, pk)
+    if not acts_for(user, order.enterprise):
+        raise PermissionDenied("the enterprise's own users only")
+    return order
+
+
+def order_for_institution(user: Any, pk: Any) -> ServiceOrder:
+    """An order its institution's user may act on (deliver, claim)."""
+    order = order_for_view(user, pk)
+    if institution_of(user) != order.institution:
+        raise PermissionDenied("the institution's own users only")
+    return order
+
+
+def application_for_view(user: Any, pk: Any) -> QuotaApplication:
+    return _get(applications_visible_to(user), pk)
+
+
+def claim_for_view(user: Any, pk: Any) -> Claim:
+    return _get(claims_visible_to(user), pk)
+
+
+def batch_for_view(user: Any, pk: Any) -> SettlementBatch:
+    return _get(batches_visible_to(user), pk)
+
+
+def institution_for_view(user: Any, pk: Any) -> Institution:
+    return _get(institutions_visible_to(user), pk)

@@ -1,0 +1,232 @@
+"""The voucher ledger's one writer: :func:`post`.
+
+Nothing else creates ``LedgerEntry`` rows. ``post`` refuses to write unless the
+legs balance (debits = credits), every amount is a positive number of fen, all
+accounts belong to one program, and no account's balance would go negative.
+It locks the accounts it touches, in id order, so two postings over the same
+accounts queue instead of both reading the same balance.
+
+Balances are sums of entries (:func:`balances`), never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from kechuang.accounts.services import audit_record
+from kechuang.errors import KechuangError
+from kechuang.money import FEN
+from kechuang.vouchers.models import LedgerAccount, LedgerEntry, LedgerTransaction
+
+ZERO = Decimal("0.00")
+#: Accounts whose normal balance is a credit (their debit balance is minus what they hold).
+CREDIT_NORMAL = frozenset({LedgerAccount.Kind.APPROPRIATION})
+
+
+class LedgerError(KechuangError):
+    """A posting was refused; nothing was written."""
+
+
+class BalanceExceeded(LedgerError):
+    pass
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"幂等键已用于另一请求 / idempotency key {key!r} was already used for a different request",
+            "idempotency_key",
+        )
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: LedgerAccount
+    side: str  # "debit" or "credit"
+    amount: Decimal
+
+
+def debit(account: LedgerAccount, amount: Decimal) -> Leg:
+    return Leg(account, LedgerEntry.Side.DEBIT, amount)
+
+
+def credit(account: LedgerAccount, amount: Decimal) -> Leg:
+    return Leg(account, LedgerEntry.Side.CREDIT, amount)
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 of a request's canonical JSON (Decimals and dates as text).
+
+    >>> request_hash({"b": Decimal("1.50"), "a": 1}) == request_hash({"a": 1, "b": Decimal("1.50")})
+    True
+    """
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_key(idempotency_key: str) -> str:
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 200:
+        raise LedgerError(
+            "需要幂等键（1–200 个字符）/ an idempotency key of 1-200 characters is required",
+            "idempotency_key",
+        )
+    return key
+
+
+def find(idempotency_key: str, req_hash: str) -> LedgerTransaction | None:
+    """The transaction already posted under this key, or None.
+
+    Services call this *before* checking balances: a replay returns the original
+    result even if the balances have moved since. A replay whose request differs
+    is refused."""
+    tx = LedgerTransaction.objects.filter(idempotency_key=check_key(idempotency_key)).first()
+    if tx is not None and tx.request_hash != req_hash:
+        raise IdempotencyConflict(idempotency_key)
+    return tx
+
+
+def lock(accounts: Iterable[LedgerAccount]) -> None:
+    """Lock these accounts' rows until the transaction ends, always in id order
+    (two postings locking A then B and B then A would deadlock)."""
+    ids = sorted({a.pk for a in accounts})
+    list(LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+
+
+def balances(accounts: Iterable[LedgerAccount]) -> dict[int, Decimal]:
+    """Debit-minus-credit balance of each account (by id), summed from its entries."""
+    ids = [a.pk for a in accounts]
+    result = dict.fromkeys(ids, ZERO)
+    rows = (
+        LedgerEntry.objects.filter(account_id__in=ids)
+        .order_by()
+        .values("account_id", "side")
+        .annotate(total=Sum("amount"))
+    )
+    for row in rows:
+        sign = 1 if row["side"] == LedgerEntry.Side.DEBIT else -1
+        result[row["account_id"]] += sign * row["total"]
+    return result
+
+
+def held(account: LedgerAccount, debit_balance: Decimal) -> Decimal:
+    """What the account holds, in its normal direction (never negative when consistent)."""
+    return -debit_balance if account.kind in CREDIT_NORMAL else debit_balance
+
+
+def _validate(legs: Sequence[Leg]) -> None:
+    if len(legs) < 2:
+        raise LedgerError("一笔记账至少两条分录 / a transaction needs at least two legs")
+    program_ids = {leg.account.program_id for leg in legs}
+    if len(program_ids) != 1:
+        raise LedgerError("分录须属于同一项目 / all legs must belong to one program")
+    for leg in legs:
+        if not isinstance(leg.amount, Decimal):
+            raise TypeError("amount must be a Decimal")
+        if leg.side not in (LedgerEntry.Side.DEBIT, LedgerEntry.Side.CREDIT):
+            raise LedgerError(f"unknown side {leg.side!r}")
+        if leg.amount <= 0:
+            raise LedgerError("金额须大于零 / amounts must be positive", "amount")
+        if leg.amount != leg.amount.quantize(FEN):
+            raise LedgerError("金额最多两位小数 / at most two decimals (fen)", "amount")
+        if leg.account.pk is None:
+            raise LedgerError("account not saved")
+    debits = sum((leg.amount for leg in legs if leg.side == LedgerEntry.Side.DEBIT), ZERO)
+    credits = sum((leg.amount for leg in legs if leg.side == LedgerEntry.Side.CREDIT), ZERO)
+    if debits != credits:
+        raise LedgerError(f"借贷不平 / legs do not balance: debits {debits} ≠ credits {credits}")
+
+
+def post(
+    *,
+    legs: Sequence[Leg],
+    idempotency_key: str,
+    actor: Any,
+    memo: str,
+    req_hash: str | None = None,
+) -> LedgerTransaction:
+    """Write one balanced transaction, or return the one already posted under
+    ``idempotency_key`` (``tx.replayed`` tells which).
+
+    Refuses (``LedgerError``, nothing written) unbalanced legs, non-positive or
+    sub-fen amounts, legs of two programs, a reused key with another request,
+    and any posting that would leave an account below zero."""
+    _validate(legs)
+    key = check_key(idempotency_key)
+    if req_hash is None:
+        req_hash = request_hash(
+            {"memo": memo, "legs": [(leg.account.pk, leg.side, leg.amount) for leg in legs]}
+        )
+    with transaction.atomic():
+        existing = find(key, req_hash)
+        if existing is not None:
+            existing.replayed = True
+            return existing
+        accounts = {leg.account.pk: leg.account for leg in legs}
+        # Two postings that read a balance before either writes would both pass
+        # the check below and together overdraw the account: hold the rows.
+        lock(accounts.values())
+        after = balances(accounts.values())
+        for leg in legs:
+            after[leg.account.pk] += (
+                leg.amount if leg.side == LedgerEntry.Side.DEBIT else -leg.amount
+            )
+        for pk, debit_balance in after.items():
+            account = accounts[pk]
+            if held(account, debit_balance) < 0:
+                raise BalanceExceeded(
+                    f"余额不足 / the {account.kind} account would go negative "
+                    f"({held(account, debit_balance)})",
+                    "amount",
+                )
+        try:
+            # A savepoint, so that losing a race on the key leaves the caller's
+            # transaction usable (PostgreSQL aborts a transaction on any error).
+            with transaction.atomic():
+                tx = LedgerTransaction.objects.create(
+                    program_id=legs[0].account.program_id,
+                    idempotency_key=key,
+                    request_hash=req_hash,
+                    memo=memo[:200],
+                    actor=actor if actor is not None and actor.pk else None,
+                )
+        except IntegrityError:
+            # The same request, posted concurrently, committed first.
+            existing = find(key, req_hash)
+            if existing is None:
+                raise
+            existing.replayed = True
+            return existing
+        LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(transaction=tx, account=leg.account, side=leg.side, amount=leg.amount)
+                for leg in legs
+            ]
+        )
+        audit_record(
+            actor=actor,
+            action="voucher.ledger_post",
+            obj_type="ledger_transaction",
+            obj_id=tx.pk,
+            before=None,
+            after={
+                "memo": tx.memo,
+                "idempotency_key": key,
+                "legs": [
+                    {"account": str(leg.account), "side": leg.side, "amount": leg.amount}
+                    for leg in legs
+                ],
+            },
+        )
+    tx.replayed = False
+    return tx
