@@ -29,7 +29,10 @@ class Dialect:
     false: str
     text_type: str
     #: The outermost output of an exact value: scaled integer -> decimal number.
+    #: The scaled integer x back to its decimal value; {inv} is 10**-s as a literal.
     to_decimal: str
+    #: The engine's double-precision type (displayed ratios only).
+    float_type: str = "DOUBLE"
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -46,7 +49,7 @@ DIALECTS: dict[str, Dialect] = {
         true="TRUE",
         false="FALSE",
         text_type="VARCHAR",
-        to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
+        to_decimal="(CAST({x} AS DECIMAL(38,0)) * {inv})",
     ),
     "postgres": Dialect(
         name="postgres",
@@ -59,6 +62,7 @@ DIALECTS: dict[str, Dialect] = {
         false="FALSE",
         text_type="TEXT",
         to_decimal="(CAST({x} AS NUMERIC) / {f})",
+        float_type="DOUBLE PRECISION",
     ),
     "sqlite": Dialect(
         name="sqlite",
@@ -73,6 +77,7 @@ DIALECTS: dict[str, Dialect] = {
         false="0",
         text_type="TEXT",
         to_decimal="(CAST({x} AS REAL) / {f})",
+        float_type="REAL",
     ),
     "spark": Dialect(
         name="spark",
@@ -84,7 +89,7 @@ DIALECTS: dict[str, Dialect] = {
         true="TRUE",
         false="FALSE",
         text_type="STRING",
-        to_decimal="(CAST({x} AS DECIMAL(38,{s})) / {f})",
+        to_decimal="(CAST({x} AS DECIMAL(38,0)) * {inv})",
     ),
 }
 

@@ -282,7 +282,7 @@ class Compiler:
         if s.kind == "null":
             return "NULL"
         if s.scale == 0:
-            return f"CAST({s.text} AS DOUBLE)" if self.d.name != "sqlite" else f"CAST({s.text} AS REAL)"
+            return f"CAST({s.text} AS {self.d.float_type})"
         return self.d.float_div.format(a=s.text, b=str(10**s.scale))
 
     # comparisons --------------------------------------------------------------
@@ -505,7 +505,9 @@ class Compiler:
                 return self.round6(self.as_float(s))
             if s.scale == 0:
                 return s.text
-            return self.d.to_decimal.format(x=s.text, s=s.scale, f=10**s.scale)
+            return self.d.to_decimal.format(
+                x=s.text, s=s.scale, f=10**s.scale, inv=f"0.{'0' * (s.scale - 1)}1"
+            )
         if s.kind == "float":
             return self.round6(s.text)
         return s.text
