@@ -114,6 +114,19 @@ def _column_types() -> dict[str, str]:
         ("rd_expensed_2022_jan_sep", "money"),
         ("rd_expensed_2022_oct_dec", "money"),
     ]
+    # 免申即享 district columns (certificates and awards), appended last.
+    cols += [
+        ("hte_valid", "bool"),
+        ("hte_first_certificate_issue_date", "date"),
+        ("hte_first_certificate_issue_date_invalid", "bool"),
+        ("little_giant_valid", "bool"),
+        ("little_giant_certificate_issue_date", "date"),
+        ("little_giant_certificate_issue_date_invalid", "bool"),
+        ("sh_sci_award_count", "count"),
+        ("sh_sci_award_year", "count"),
+        ("sh_sci_award_grade", "text"),
+        ("sh_sci_award_unit_rank", "count"),
+    ]
     return dict(cols)
 
 
@@ -258,10 +271,14 @@ def facts_sql(*, as_of: dt.date, enterprise_ids: Iterable[int] | None = None, ve
             f"AND (c.valid_to IS NULL OR c.valid_to >= {d})"
         )
 
+    hte_kind = _lit(w["hte_certification_kind"])
     cert = f"""
         SELECT c.enterprise_id,
           MAX(CASE WHEN {cert_valid(w["hte_certification_kind"])} THEN c.valid_from END) AS hte_issued,
-          MAX(CASE WHEN {cert_valid(w["tsme_certification_kind"])} THEN 1 ELSE 0 END) AS tsme
+          MAX(CASE WHEN {cert_valid(w["tsme_certification_kind"])} THEN 1 ELSE 0 END) AS tsme,
+          MIN(CASE WHEN c.kind = {hte_kind} THEN c.valid_from END) AS hte_first,
+          MAX(CASE WHEN {cert_valid(w["little_giant_certification_kind"])} THEN c.valid_from END)
+            AS giant_issued
         FROM {_table(Certification)} c
         WHERE c.valid_from <= {d}{restrict("c.enterprise_id")}
         GROUP BY c.enterprise_id"""
@@ -319,6 +336,32 @@ def facts_sql(*, as_of: dt.date, enterprise_ids: Iterable[int] | None = None, ve
         f"AND s.published_on >= {dq_from} AND s.published_on <= {d}",
     )
 
+    # The enterprise's 上海市科学技术奖 awards up to D: how many, and the best one of the
+    # latest award year (best grade, then best unit rank; data/facts.yaml maps the grades).
+    grades = w["sh_sci_award_grades"]
+    grade_order = (
+        "CASE "
+        + " ".join(f"WHEN a.grade = {_lit(text)} THEN {i}" for i, text in enumerate(grades))
+        + f" ELSE {len(grades)} END"
+    )
+    grade_code = (
+        "CASE "
+        + " ".join(
+            f"WHEN a.grade = {_lit(text)} THEN {_lit(code)}" for text, code in grades.items()
+        )
+        + " END"
+    )
+    award_year = sql.year("a.awarded_on")
+    sh_award = f"""
+        SELECT enterprise_id, n, yr, grade, unit_rank FROM (
+          SELECT a.enterprise_id, {award_year} AS yr, {grade_code} AS grade, a.unit_rank,
+            COUNT(*) OVER (PARTITION BY a.enterprise_id) AS n,
+            ROW_NUMBER() OVER (PARTITION BY a.enterprise_id ORDER BY {award_year} DESC,
+              {grade_order}, CASE WHEN a.unit_rank IS NULL THEN 1 ELSE 0 END, a.unit_rank) AS rn
+          FROM {_table(Award)} a
+          WHERE a.kind = {_lit(w["sh_sci_award_kind"])} AND a.awarded_on <= {d}{restrict("a.enterprise_id")}
+        ) ranked WHERE rn = 1"""
+
     def ip_count(column: str) -> str:
         return f"CASE WHEN e.ip_surveyed THEN COALESCE(ip.{column}, 0) END"
 
@@ -355,6 +398,17 @@ def facts_sql(*, as_of: dt.date, enterprise_ids: Iterable[int] | None = None, ve
         "dq_led_standard_within_5y": f"CASE WHEN {dq_standard} THEN TRUE ELSE FALSE END",
         "is_tsme": "CASE WHEN cert.tsme = 1 THEN TRUE ELSE FALSE END",
         "rd_expense_expensed_by_period_present": "FALSE",
+        # The registry is the record of its own certificates and awards: none means none.
+        "hte_valid": "CASE WHEN cert.hte_issued IS NOT NULL THEN TRUE ELSE FALSE END",
+        "hte_first_certificate_issue_date": sql.date_int("cert.hte_first"),
+        "hte_first_certificate_issue_date_invalid": "FALSE",
+        "little_giant_valid": "CASE WHEN cert.giant_issued IS NOT NULL THEN TRUE ELSE FALSE END",
+        "little_giant_certificate_issue_date": sql.date_int("cert.giant_issued"),
+        "little_giant_certificate_issue_date_invalid": "FALSE",
+        "sh_sci_award_count": "COALESCE(sha.n, 0)",
+        "sh_sci_award_year": "sha.yr",
+        "sh_sci_award_grade": "sha.grade",
+        "sh_sci_award_unit_rank": "sha.unit_rank",
     }
     for name in (
         "registered_in_mainland",
@@ -385,6 +439,7 @@ def facts_sql(*, as_of: dt.date, enterprise_ids: Iterable[int] | None = None, ve
         f"SELECT\n  {select}\nFROM {_table(Enterprise)} e\n{fy_joins}\n"
         f"LEFT JOIN ({ip}) ip ON ip.enterprise_id = e.id\n"
         f"LEFT JOIN ({cert}) cert ON cert.enterprise_id = e.id\n"
+        f"LEFT JOIN ({sh_award}) sha ON sha.enterprise_id = e.id\n"
         f"{where}"
     )
 

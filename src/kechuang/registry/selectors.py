@@ -292,7 +292,51 @@ def nested_facts(records: EnterpriseRecords, as_of: dt.date) -> dict[str, Any]:
     facts["is_tsme"] = any(
         c.kind == w["tsme_certification_kind"] and certificate_valid(c, as_of) for c in certs
     )
+    facts["certifications"], facts["awards"] = district_facts(records, as_of)
     return facts
+
+
+def district_facts(records: EnterpriseRecords, as_of: dt.date) -> tuple[dict, dict]:
+    """The ``certifications`` and ``awards`` facts the district 免申即享 policies read
+    (docs/facts-row.md); the same values as the facts SQL."""
+    w = windows()
+    certs = [c for c in records.certifications if c.valid_from <= as_of]
+    hte = [c for c in certs if c.kind == w["hte_certification_kind"]]
+    hte_valid = [c for c in hte if certificate_valid(c, as_of)]
+    giant = [
+        c
+        for c in certs
+        if c.kind == w["little_giant_certification_kind"] and certificate_valid(c, as_of)
+    ]
+    certifications: dict[str, Any] = {
+        "hte_valid": bool(hte_valid),
+        "little_giant_valid": bool(giant),
+    }
+    if hte:
+        certifications["hte_first_issue_date"] = min(c.valid_from for c in hte).isoformat()
+    if giant:
+        certifications["little_giant_issue_date"] = max(c.valid_from for c in giant).isoformat()
+
+    grades: dict[str, str] = w["sh_sci_award_grades"]
+    order = {text: i for i, text in enumerate(grades)}
+    won = [a for a in records.awards if a.kind == w["sh_sci_award_kind"] and a.awarded_on <= as_of]
+    awards: dict[str, Any] = {"sh_sci_award_count": len(won)}
+    if won:
+        best = min(
+            won,
+            key=lambda a: (
+                -a.awarded_on.year,
+                order.get(a.grade, len(grades)),
+                a.unit_rank is None,
+                a.unit_rank or 0,
+            ),
+        )
+        awards["sh_sci_award_year"] = best.awarded_on.year
+        if best.grade in grades:
+            awards["sh_sci_award_grade"] = grades[best.grade]
+        if best.unit_rank is not None:
+            awards["sh_sci_award_unit_rank"] = best.unit_rank
+    return certifications, awards
 
 
 def ip_in_force(ip: Any, as_of: dt.date) -> bool:

@@ -117,6 +117,19 @@ _DATES: tuple[tuple[str, str], ...] = (
     ("order_date", "order_date"),
 )
 
+#: Certificates and awards the district 免申即享 policies read (docs/facts-row.md). The
+#: registry knows them for every enterprise; a nested facts file may leave them out.
+_DISTRICT: tuple[tuple[str, str, str], ...] = (
+    ("hte_valid", "bool", "certifications.hte_valid"),
+    ("hte_first_certificate_issue_date", "date", "certifications.hte_first_issue_date"),
+    ("little_giant_valid", "bool", "certifications.little_giant_valid"),
+    ("little_giant_certificate_issue_date", "date", "certifications.little_giant_issue_date"),
+    ("sh_sci_award_count", "count", "awards.sh_sci_award_count"),
+    ("sh_sci_award_year", "count", "awards.sh_sci_award_year"),
+    ("sh_sci_award_grade", "text", "awards.sh_sci_award_grade"),
+    ("sh_sci_award_unit_rank", "count", "awards.sh_sci_award_unit_rank"),
+)
+
 #: The two periods of 2022 that 公告2022年第28号 splits (RULES.md 4.2).
 RD_2022_PERIODS = {
     "2022-01-01..2022-09-30": "rd_expensed_2022_jan_sep",
@@ -145,6 +158,10 @@ def _columns() -> tuple[Column, ...]:
     )
     for period, name in RD_2022_PERIODS.items():
         cols.append(Column(name, "money", f"rd_expense_expensed_by_period.{period}"))
+    for name, typ, path in _DISTRICT:
+        cols.append(Column(name, typ, path))
+        if typ == "date":
+            cols.append(Column(f"{name}_invalid", "bool", path))
     return tuple(cols)
 
 
@@ -307,6 +324,15 @@ def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = N
             row[name] = _typed(
                 split.get(period), "money", f"rd_expense_expensed_by_period.{period}"
             )
+
+    for name, typ, path in _DISTRICT:
+        raw = _get(nested, path)
+        if typ != "date":
+            row[name] = _typed(raw, typ, path)
+            continue
+        parsed = parse_date(raw) if raw is not None else None
+        row[name] = date_int(parsed) if parsed else None
+        row[f"{name}_invalid"] = raw is not None and parsed is None
     return row
 
 

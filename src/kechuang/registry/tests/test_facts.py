@@ -147,6 +147,31 @@ def reference_row(e: Enterprise, as_of: dt.date) -> dict:
         and five_years <= s.published_on <= as_of
         for s in e.standards.all()
     )
+    # 免申即享 district columns: certificates and 上海市科学技术奖 awards.
+    row["hte_valid"] = bool(hte)
+    issued = [c.valid_from for c in e.certifications.all() if c.kind == "hte"]
+    issued = [d for d in issued if d <= as_of]
+    row["hte_first_certificate_issue_date"] = yyyymmdd(min(issued)) if issued else None
+    row["hte_first_certificate_issue_date_invalid"] = False
+    giant = [c.valid_from for c in certs if c.kind == "little_giant"]
+    row["little_giant_valid"] = bool(giant)
+    row["little_giant_certificate_issue_date"] = yyyymmdd(max(giant)) if giant else None
+    row["little_giant_certificate_issue_date_invalid"] = False
+    grade = {"特等奖": "special", "一等奖": "first", "二等奖": "second", "三等奖": "third"}
+    won = [a for a in e.awards.all() if a.kind == "shanghai_sci_award" and a.awarded_on <= as_of]
+    row["sh_sci_award_count"] = len(won)
+    if won:
+        latest = max(a.awarded_on.year for a in won)
+        ranked = sorted(
+            (a for a in won if a.awarded_on.year == latest),
+            key=lambda a: (
+                list(grade).index(a.grade) if a.grade in grade else 9,
+                a.unit_rank or 99,
+            ),
+        )
+        row["sh_sci_award_year"] = latest
+        row["sh_sci_award_grade"] = grade.get(ranked[0].grade)
+        row["sh_sci_award_unit_rank"] = ranked[0].unit_rank
     years = {fy.year: fy for fy in e.fiscal_years.all()}
     for k in (1, 2, 3):
         fy = years.get(as_of.year - k)
@@ -180,6 +205,12 @@ def test_the_sql_row_equals_the_python_reference_for_a_handful_of_demo_enterpris
         "no IP survey": [e for e in demo_district if not e.ip_surveyed],
         "IP surveyed": [e for e in demo_district if e.ip_surveyed and e.ip_assets.exists()],
         "高企": [e for e in demo_district if e.certifications.filter(kind="hte").exists()],
+        "小巨人": [
+            e for e in demo_district if e.certifications.filter(kind="little_giant").exists()
+        ],
+        "市科技奖": [
+            e for e in demo_district if e.awards.filter(kind="shanghai_sci_award").exists()
+        ],
         "incident": [e for e in demo_district if e.incidents.exists()],
         "list entry": [e for e in demo_district if e.list_entries.exists()],
         "blank figures": [
