@@ -189,7 +189,6 @@ def check_criteria(policy: Policy) -> list[Finding]:
             continue
         if all(not _satisfiable(policy, tree, d) for d in dates):
             found.append(Finding(path, c.expr.line, f"criterion {c.name}: can never be true"))
-        negated = exp.Not(this=tree)
         if isinstance(tree.unnest(), exp.Or):
             # NOT (a OR b) = NOT a AND NOT b: check the negations together.
             parts = []
@@ -208,7 +207,6 @@ def check_criteria(policy: Policy) -> list[Finding]:
                     found.append(
                         Finding(path, c.expr.line, f"criterion {c.name}: can never be false")
                     )
-        del negated
     return found
 
 

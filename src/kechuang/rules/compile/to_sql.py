@@ -87,7 +87,6 @@ class Compiler:
                 self.inline.add(name)
                 self._split_quotient(name)
         self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
-        self.phase_b: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _split_quotient(self, name: str) -> None:
@@ -130,26 +129,6 @@ class Compiler:
                 values.append(node.args.get("default"))
             values = [v for v in values if v is not None and not isinstance(v.unnest(), exp.Null)]
             return any(self._is_ratio(v, seen) for v in values)
-        return False
-
-    def _has_div(self, tree: exp.Expression, seen: frozenset[str] = frozenset()) -> bool:
-        # A band of a ratio (BAND_MIN(b, n / d)) is compared exactly inside the band's CASE
-        # and yields whole points: it can be materialised, so look no further into it.
-        def is_band(node: exp.Expression) -> bool:
-            return isinstance(node, exp.Anonymous) and node.name.upper().startswith("BAND_")
-
-        for node in tree.walk(prune=is_band):
-            if is_band(node):
-                continue
-            if isinstance(node, exp.Div):
-                return True
-            if (
-                isinstance(node, exp.Column)
-                and node.name in self.defs
-                and node.name not in seen
-                and self._has_div(self.defs[node.name].tree, seen | {node.name})
-            ):
-                return True
         return False
 
     def num(self, value: Fraction) -> Sql:

@@ -10,7 +10,7 @@ from typing import Any
 
 from kechuang.rules.explain.interpreter import Interpreter
 from kechuang.rules.facts import COLUMNS_BY_NAME, date_int
-from kechuang.rules.policy import Expr, Input, Policy, TimelineEntry
+from kechuang.rules.policy import Expr, Policy, TimelineEntry
 
 VERDICTS = ("ineligible", "needs_data", "needs_review", "eligible")
 NUMERIC = {"money", "number", "share", "count"}
@@ -296,6 +296,3 @@ def _put(target: dict, path: tuple[str, ...], value: Any) -> None:
         node = node.setdefault(key, {})
     node[path[-1]] = value
 
-
-def input_descriptions(policy: Policy) -> dict[str, Input]:
-    return dict(policy.inputs)
