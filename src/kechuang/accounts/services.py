@@ -26,6 +26,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal | dt.datetime | dt.date):
+        return _jsonable(value)
+    raise TypeError(f"cannot record {type(value).__name__} in the audit log")
+
+
 def audit_record(
     *,
     actor: User | None,
@@ -76,7 +82,10 @@ def audit_entries(
     at = meta.get_field("at").get_db_prep_value(now, connection)
 
     def dump(value: dict | None) -> str | None:
-        return None if value is None else json.dumps(_jsonable(value), ensure_ascii=False)
+        # json's C encoder calls _json_default only for Decimal and dates.
+        return (
+            None if value is None else json.dumps(value, ensure_ascii=False, default=_json_default)
+        )
 
     with connection.cursor() as cursor:
         for i in range(0, len(changes), 5000):

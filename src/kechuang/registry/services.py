@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from django.db import connection, transaction
@@ -407,12 +408,10 @@ def _insert(model: type, rows: list[dict[str, Any]]) -> None:
         f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    names = [f.attname for f in fields]
+    pick = itemgetter(*[f.attname for f in fields])
     with connection.cursor() as cursor:
         for batch in _chunks(rows, 5000):
-            cursor.executemany(
-                sql, [tuple(row.get(n, defaults[n]) for n in names) for row in batch]
-            )
+            cursor.executemany(sql, [pick({**defaults, **row}) for row in batch])
 
 
 __all__ = [
