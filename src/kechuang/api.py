@@ -135,3 +135,4 @@ def me(request: HttpRequest) -> dict[str, Any]:
 
 
 api.add_router("/enterprises", "kechuang.registry.api.router")
+api.add_router("/calculator", "kechuang.calculator.api.router")
