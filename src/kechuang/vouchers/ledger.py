@@ -116,7 +116,8 @@ def balances(accounts: Iterable[LedgerAccount]) -> dict[int, Decimal]:
     for row in rows:
         sign = 1 if row["side"] == LedgerEntry.Side.DEBIT else -1
         result[row["account_id"]] += sign * row["total"]
-    return result
+    # SQLite's SUM drops trailing zeros; amounts are always read to the fen.
+    return {pk: value.quantize(FEN) for pk, value in result.items()}
 
 
 def held(account: LedgerAccount, debit_balance: Decimal) -> Decimal:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
+from kechuang.money import FEN
 from kechuang.registry import codes
 from kechuang.registry.models import Enterprise
 from kechuang.vouchers.ledger import ZERO, balances, held
@@ -44,8 +45,9 @@ def program_balances(program: Program) -> dict[str, Decimal]:
     for row in rows:
         sign = 1 if row["side"] == LedgerEntry.Side.DEBIT else -1
         by_kind[row["account__kind"]] += sign * row["total"]
-    result = {kind: by_kind[kind] for kind in POTS}
-    result["budget"] = -by_kind["appropriation"]
+    # SQLite's SUM drops trailing zeros: quantize so 40000 reads 40000.00 everywhere.
+    result = {kind: by_kind[kind].quantize(FEN) for kind in POTS}
+    result["budget"] = (-by_kind["appropriation"]).quantize(FEN)
     return result
 
 
@@ -89,7 +91,7 @@ def enterprise_quotas(enterprise: Enterprise) -> list[dict[str, Any]]:
                 program=program, enterprise=enterprise, status="approved"
             ).aggregate(t=Sum("approved_amount"))["t"]
             or ZERO
-        )
+        ).quantize(FEN)
         result.append(
             {"program": program, "issued": issued, "left": quota_balance(program, enterprise)}
         )

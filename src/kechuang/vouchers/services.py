@@ -352,7 +352,7 @@ def issued_to(program: Program, enterprise: Enterprise) -> Decimal:
             program=program, enterprise=enterprise, status=QuotaApplication.Status.APPROVED
         ).aggregate(total=Sum("approved_amount"))["total"]
         or ZERO
-    )
+    ).quantize(FEN)
 
 
 def quota_approve(
@@ -590,7 +590,7 @@ def used_in_year(enterprise: Enterprise, year: int) -> Decimal:
         .exclude(status=ServiceOrder.Status.CANCELLED)
         .aggregate(total=Sum("subsidy_amount"))["total"]
         or ZERO
-    )
+    ).quantize(FEN)
 
 
 def _applicant(program: Program, enterprise: Enterprise) -> QuotaApplication:
