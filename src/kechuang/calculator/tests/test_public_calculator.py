@@ -1,0 +1,103 @@
+"""The public calculator: a visitor's figures in, the same explanation out, nothing stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kechuang.calculator.services import calculator_try
+from kechuang.registry.models import Enterprise
+from kechuang.rules import evaluate
+
+FACTS = {
+    "certifications": {"little_giant_valid": True, "little_giant_issue_date": "2024-11-15"},
+    "in_serious_dishonesty_list": False,
+}
+
+
+def test_the_form_gives_the_same_decision_as_evaluate(client, db):
+    response = client.post(
+        "/calculator/try/district_little_giant_match/",
+        {
+            "as_of": "2025-06-30",
+            "little_giant_valid": "true",
+            "little_giant_certificate_issue_date": "2024-11-15",
+            "in_serious_dishonesty_list": "false",
+        },
+    )
+    assert response.status_code == 200
+    check = response.context["check"]
+    expected = evaluate("district_little_giant_match", FACTS, "2025-06-30").to_dict()
+    assert check.decision.to_dict() == expected
+    page = response.content.decode()
+    assert "符合" in page and check.benefit_text in page
+    assert Enterprise.objects.count() == 0
+
+
+def test_empty_fields_are_unknown_and_named(client, db):
+    response = client.post("/calculator/try/district_little_giant_match/", {"as_of": "2025-06-30"})
+    check = response.context["check"]
+    assert check.verdict == "needs_data"
+    assert [m.path for m in check.missing] == [
+        "certifications.little_giant_valid",
+        "in_serious_dishonesty_list",
+    ]
+
+
+def test_fiscal_year_fields_follow_the_as_of_date(client, db):
+    response = client.post(
+        "/calculator/try/tsme/", {"as_of": "2025-06-30", "fy1_sales_revenue": "1000000"}
+    )
+    decision = response.context["check"].decision
+    assert decision.evaluation.row["fy1_sales_revenue"] == 1000000
+    assert "financials.2024.sales_revenue" not in decision.missing_fields
+    assert "financials.2024.rd_expense" in decision.missing_fields
+
+
+def test_a_bad_number_is_a_form_error_not_a_decision(client, db):
+    response = client.post(
+        "/calculator/try/tsme/", {"as_of": "2025-06-30", "fy1_sales_revenue": "lots"}
+    )
+    assert response.context["check"] is None
+    assert response.context["form"].errors["fy1_sales_revenue"]
+
+
+def test_text_inputs_offer_the_words_the_policy_accepts(client, db):
+    page = client.get("/calculator/try/voucher/").content.decode()
+    assert 'value="district_service_voucher"' in page
+
+
+def test_the_api_try_endpoint_is_open_and_returns_the_decision(client, db):
+    response = client.post(
+        "/api/calculator/try/district_little_giant_match",
+        {"as_of": "2025-06-30", "facts": FACTS},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json() == evaluate("district_little_giant_match", FACTS, "2025-06-30").to_dict()
+
+
+def test_the_api_try_endpoint_names_malformed_facts(client, db):
+    response = client.post(
+        "/api/calculator/try/district_little_giant_match",
+        {"facts": {"certifications": {"little_giant_valid": "maybe"}}},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["extra"]["field"] == "certifications.little_giant_valid"
+
+
+def test_the_api_try_endpoint_answers_404_for_an_unknown_policy(client, db):
+    response = client.post(
+        "/api/calculator/try/no_such_policy", {"facts": {}}, content_type="application/json"
+    )
+    assert response.status_code == 404
+
+
+def test_calculator_try_refuses_an_unknown_policy_by_name():
+    import pytest
+
+    from kechuang.errors import KechuangError
+
+    with pytest.raises(KechuangError) as exc:
+        calculator_try(policy_id="nope", facts={}, as_of=dt.date(2025, 6, 30))
+    assert exc.value.field == "policy_id"
