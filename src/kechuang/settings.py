@@ -85,6 +85,10 @@ INSTALLED_APPS = [
     "kechuang.registry",
     # django-ninja: its bundled Swagger UI files for /api/docs (browsers here have no internet).
     "ninja",
+    # Background tasks (免申即享 runs): django-tasks with its database backend, so a
+    # queued or interrupted run survives a restart on SQLite and PostgreSQL alike.
+    "django_tasks",
+    "django_tasks_db",
 ]
 # Apps added by other parts of the platform when their package exists, so that
 # one settings file serves every stage of the tree.
@@ -201,3 +205,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("KECHUANG_LOG_LEVEL", "WARNING")},
 }
+
+# Background tasks: the database backend; `kechuang db_worker` runs them (scripts/serve.sh
+# starts one). KECHUANG_TASKS_IMMEDIATE=True runs each task inside the request instead.
+TASKS = {
+    "default": {
+        "BACKEND": (
+            "django_tasks.backends.immediate.ImmediateBackend"
+            if env_bool("KECHUANG_TASKS_IMMEDIATE", "False")
+            else "django_tasks_db.DatabaseBackend"
+        )
+    }
+}
+
+# Mail (免申即享 notices): printed on the console unless a real backend is configured.
+EMAIL_BACKEND = env_str("KECHUANG_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("KECHUANG_FROM_EMAIL", "kechuang@localhost")

@@ -1,0 +1,362 @@
+"""The engine side of a 免申即享 run: compile, push down, hash, stack.
+
+Everything here runs inside the app database. The registry's facts SELECT
+(:func:`kechuang.registry.selectors.enterprise_facts_as_of`) is materialised once per
+run in a temporary table; each policy's compiled query reads that table and its rows
+go straight into ``MianshenResult`` with one ``INSERT … SELECT``. No enterprise passes
+through Python on the way, except to hash the facts (a stream, in a fixed order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
+from types import SimpleNamespace
+from typing import Any
+
+from django.db import connection
+
+from kechuang.errors import KechuangError
+from kechuang.registry.facts import COLUMN_TYPES, COLUMNS, convert_row
+from kechuang.registry.selectors import enterprise_facts_as_of
+from kechuang.rules import get_policy, policy_ids
+from kechuang.rules.compile.to_sql import CompiledPolicy, compile_sql
+from kechuang.rules.policy import Parameter, Policy, TimelineEntry, load_yaml
+from kechuang.rules.runners.arrow import decode
+from kechuang.rules.runners.postgres_runner import PG_TYPES
+
+#: Django's database vendor -> the rules compiler's dialect.
+DIALECT_OF_VENDOR = {"sqlite": "sqlite", "postgresql": "postgres"}
+
+#: Output names that hold a policy's benefit amount (money), in order of preference.
+BENEFIT_OUTPUTS = ("benefit", "benefit_amount", "reward_amount", "reward", "amount", "grant_amount")
+
+
+def dialect() -> str:
+    try:
+        return DIALECT_OF_VENDOR[connection.vendor]
+    except KeyError:
+        raise KechuangError(
+            f"免申即享 runs need SQLite or PostgreSQL, not {connection.vendor}"
+        ) from None
+
+
+def check_policies(ids: Iterable[str]) -> list[str]:
+    """The policy ids, checked to exist; unknown ids are refused by name."""
+    known = set(policy_ids())
+    ids = [i.strip() for i in ids if i and i.strip()]
+    if not ids:
+        raise KechuangError("请选择至少一项政策 / choose at least one policy", field="policies")
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise KechuangError(
+            f"未知政策 unknown policy: {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+            field="policies",
+        )
+    return list(dict.fromkeys(ids))
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def decimal_text(value: Fraction | Decimal | int | None) -> str | None:
+    """A parameter value as exact decimal text.
+
+    >>> decimal_text(Fraction(3, 4)), decimal_text(Fraction(200000)), decimal_text(None)
+    ('0.75', '200000', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, Fraction):
+        value = Decimal(value.numerator) / Decimal(value.denominator)
+    text = format(Decimal(value).normalize(), "f")
+    return text
+
+
+def parameters_at(policy: Policy, as_of: dt.date) -> dict[str, Any]:
+    """Every parameter value a run uses, with since when and under which article.
+
+    A parameter chosen per row by its own date (``select_by``) is kept as its whole
+    timeline: the row decides which entry applies."""
+    out: dict[str, Any] = {}
+    for name, param in policy.parameters.items():
+        entries = param.entries if param.select_by is not None else [param.at(as_of)]
+        out[name] = [
+            {
+                "value": decimal_text(e.value),
+                "since": e.start.isoformat(),
+                "until": e.end.isoformat() if e.end else None,
+                "article": e.article,
+            }
+            for e in entries
+            if e is not None
+        ]
+    return out
+
+
+def policy_with_overrides(policy: Policy, overrides: dict[str, str], as_of: dt.date) -> Policy:
+    """A copy of ``policy`` whose parameters in force on ``as_of`` take new values.
+
+    The law in force is untouched: the copy lives only in this process, for a what-if
+    run or explanation. Each changed entry's article says it is a reform."""
+    if not overrides:
+        return policy
+    params = dict(policy.parameters)
+    for name, text in overrides.items():
+        if name not in params:
+            raise KechuangError(f"政策 {policy.id} 没有参数 {name} / no such parameter", field=name)
+        try:
+            value = Fraction(Decimal(str(text).strip()))
+        except Exception:
+            raise KechuangError(
+                f"参数 {name} 的值不是数字 / not a number: {text!r}", field=name
+            ) from None
+        params[name] = _override(params[name], value, as_of)
+    return replace(policy, parameters=params)
+
+
+def _override(param: Parameter, value: Fraction, as_of: dt.date) -> Parameter:
+    article = f"reform (what-if, not in force): {decimal_text(value)}"
+    entries = list(param.entries)
+    for i, e in enumerate(entries):
+        if e.start <= as_of and (e.end is None or as_of <= e.end):
+            entries[i] = TimelineEntry(
+                e.start, e.end, value, f"{article}; was {decimal_text(e.value)}", e.line
+            )
+            return replace(param, entries=tuple(entries))
+    if any(e.start > as_of for e in entries):
+        raise KechuangError(
+            f"参数 {param.name} 在 {as_of} 没有生效值 / no value in force", field=param.name
+        )
+    entries.append(TimelineEntry(as_of, None, value, article, None))
+    return replace(param, entries=tuple(entries))
+
+
+def benefit_output(policy: Policy) -> tuple[str, ...] | None:
+    """The output path holding the policy's benefit amount, if it has one."""
+    money = {o.path: o for o in policy.outputs if o.kind == "value" and o.type == "money"}
+    for name in BENEFIT_OUTPUTS:
+        if (name,) in money:
+            return (name,)
+    return None
+
+
+# --------------------------------------------------------------------------- stacking
+
+
+@dataclass(frozen=True)
+class StackingRule:
+    """``policy``'s benefit excludes (or caps) ``other``'s for the same enterprise."""
+
+    policy: str
+    other: str
+    kind: str  # "excludes" | "caps"
+    #: excludes: which one is paid when both qualify ("higher" or "this").
+    keep: str = "higher"
+    #: caps: the parameter of ``policy`` bounding the two benefits together.
+    total_parameter: str | None = None
+    article: str = ""
+
+
+def stacking_rules(policy: Policy) -> list[StackingRule]:
+    """The ``stacking:`` entries of a policy file (不得重复享受).
+
+    Accepted shapes, one list item per other policy::
+
+        stacking:
+          - excludes: district_little_giant_match   # paid one or the other
+            keep: higher                             # or: this
+            article: "…第八条 同一事项不得重复享受"
+          - caps: other_policy                       # both, but together at most
+            total: combined_cap                      # a parameter of this policy
+            article: "…"
+    """
+    doc = load_yaml(policy.path)
+    spec = doc.get("stacking") if isinstance(doc, dict) else None
+    if not spec:
+        return []
+    if isinstance(spec, dict):
+        spec = [spec] if ("excludes" in spec or "caps" in spec) else _flatten_stacking(spec)
+    rules = []
+    for item in spec:
+        if not isinstance(item, dict):
+            continue
+        article = str(item.get("article", "") or item.get("basis", ""))
+        targets = item.get("excludes")
+        kind = "excludes"
+        if targets is None:
+            targets = item.get("caps")
+            kind = "caps"
+        if targets is None:
+            continue
+        for other in [targets] if isinstance(targets, str) else list(targets):
+            rules.append(
+                StackingRule(
+                    policy=policy.id,
+                    other=str(other),
+                    kind=kind,
+                    keep=str(item.get("keep", "higher")),
+                    total_parameter=item.get("total") or item.get("total_parameter"),
+                    article=article,
+                )
+            )
+    return rules
+
+
+def _flatten_stacking(spec: dict) -> list[dict]:
+    # {excludes: [a, b], article: …} written as a mapping of lists.
+    out = []
+    for key in ("excludes", "caps"):
+        if key in spec:
+            out.append(
+                {k: v for k, v in spec.items() if k not in ("excludes", "caps")} | {key: spec[key]}
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- SQL
+
+
+def facts_table(run_id: int) -> str:
+    return f"kc_mianshen_facts_{int(run_id)}"
+
+
+def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | None) -> int:
+    """The run's facts rows in a temporary table of this connection; returns the count."""
+    sql = enterprise_facts_as_of(as_of=as_of, enterprise_ids=enterprise_ids)
+    table = facts_table(run_id)
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        if connection.vendor == "postgresql":
+            # Typed columns: PostgreSQL types a column that is NULL in every row (the
+            # registry leaves transaction columns unknown) as text.
+            cols = ", ".join(
+                f'CAST(facts."{name}" AS {PG_TYPES[typ]}) AS "{name}"'
+                for name, typ in COLUMN_TYPES.items()
+            )
+            cur.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
+        else:
+            cur.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT * FROM ({sql}) facts")
+        cur.execute(f"SELECT count(*) FROM {table}")
+        return int(cur.fetchone()[0])
+
+
+def drop_facts(run_id: int) -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {facts_table(run_id)}")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, float):
+        return format(Decimal(repr(value)).normalize(), "f") if value else "0"
+    return value
+
+
+def facts_hash(run_id: int) -> str:
+    """SHA-256 of the run's facts rows, in credit-code order, as canonical JSON lines.
+
+    Values are typed first (SQLite returns decimals as REAL), so the same registry
+    hashes the same on every run of the same database."""
+    h = hashlib.sha256()
+    pg = connection.vendor == "postgresql"
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT * FROM {facts_table(run_id)} ORDER BY entity_id")
+        names = [c[0] for c in cur.description]
+        if names != list(COLUMNS):
+            raise KechuangError("facts columns differ from the facts row definition")
+        while True:
+            rows = cur.fetchmany(5000)
+            if not rows:
+                break
+            for values in rows:
+                typed = values if pg else convert_row(values).values()
+                line = json.dumps(
+                    [_canonical(v) for v in typed], ensure_ascii=False, separators=(",", ":")
+                )
+                h.update(line.encode())
+                h.update(b"\n")
+    return h.hexdigest()
+
+
+def _json_object(pairs: list[tuple[str, str]]) -> str:
+    """A JSON object built in SQL from (key, SQL expression) pairs, in chunks that stay
+    below each engine's function-argument limit (PostgreSQL: 100)."""
+    chunks = [pairs[i : i + 40] for i in range(0, len(pairs), 40)] or [[]]
+    if connection.vendor == "postgresql":
+        parts = [
+            "jsonb_build_object(" + ", ".join(f"'{k}', {v}" for k, v in c) + ")" for c in chunks
+        ]
+        return " || ".join(parts)
+    parts = ["json_object(" + ", ".join(f"'{k}', {v}" for k, v in c) + ")" for c in chunks]
+    expr = parts[0]
+    for p in parts[1:]:
+        expr = f"json_patch({expr}, {p})"
+    return expr
+
+
+def compile_for_run(policy: Policy, as_of: dt.date, run_id: int) -> CompiledPolicy:
+    return compile_sql(policy, as_of, dialect(), table=facts_table(run_id))
+
+
+def insert_results(
+    run_id: int, policy: Policy, compiled: CompiledPolicy, benefit: tuple[str, ...] | None
+) -> int:
+    """``INSERT … SELECT`` the compiled policy's rows as the run's results; returns the count."""
+    from kechuang.calculator.models_runs import MianshenResult
+    from kechuang.registry.models import Enterprise
+
+    qn = connection.ops.quote_name
+    results = MianshenResult._meta.db_table
+    enterprises = Enterprise._meta.db_table
+    # NUMERIC: PostgreSQL types a bare NULL as text, which a decimal column refuses.
+    benefit_sql = (
+        f'CAST(q."{"__".join(benefit)}" AS NUMERIC)' if benefit else "CAST(NULL AS NUMERIC)"
+    )
+    outputs = _json_object([(col, f'q."{col}"') for col in compiled.columns])
+    if "'" in policy.id:
+        raise KechuangError(f"bad policy id {policy.id!r}")
+    cols = [
+        "run_id",
+        "enterprise_id",
+        "credit_code",
+        "policy_id",
+        "verdict",
+        "benefit",
+        "payable",
+        "stacking_note",
+        "missing_fields",
+        "outputs",
+        "excluded",
+        "exclusion_reason",
+    ]
+    sql = (
+        f"INSERT INTO {qn(results)} ({', '.join(qn(c) for c in cols)}) "
+        f"SELECT {int(run_id)}, e.id, q.entity_id, '{policy.id}', q.verdict, {benefit_sql}, "
+        f"CASE WHEN q.verdict = 'eligible' AND {benefit_sql} > 0 THEN {benefit_sql} END, "
+        f"'', COALESCE(q.missing_fields, ''), {outputs}, FALSE, '' "
+        f"FROM ({compiled.sql}) q JOIN {qn(enterprises)} e ON e.credit_code = q.entity_id"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql)
+        return cur.rowcount
+
+
+def decode_outputs(columns: list, outputs: dict[str, Any]) -> dict[str, Any]:
+    """A stored result's outputs as the decision dict ``to_dict()`` shapes (no trace)."""
+    compiled = SimpleNamespace(columns={c: (tuple(path), typ) for c, path, typ in columns})
+    return decode(compiled, outputs)  # type: ignore[arg-type]
+
+
+def column_spec(compiled: CompiledPolicy) -> list:
+    return [[c, list(path), typ] for c, (path, typ) in compiled.columns.items()]
+
+
+def resolve_policy(policy_id: str, overrides: dict[str, str] | None, as_of: dt.date) -> Policy:
+    return policy_with_overrides(get_policy(policy_id), overrides or {}, as_of)

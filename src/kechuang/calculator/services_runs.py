@@ -1,0 +1,517 @@
+"""Everything that writes 免申即享 runs, their review, offers, benefits and notices.
+
+Names follow ``<entity>_<action>``: ``mianshen_run_start`` queues a run,
+``mianshen_run_execute`` is the background task's body, ``mianshen_result_exclude``
+and ``mianshen_run_confirm`` are the staff review, ``mianshen_offer_accept`` the
+enterprise's one step (意愿确认 + bank account) that creates the benefit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mass_mail
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from kechuang.accounts.models import Role, User
+from kechuang.accounts.services import audit_record
+from kechuang.calculator import runs
+from kechuang.calculator.models_runs import (
+    BenefitRecord,
+    MianshenOffer,
+    MianshenResult,
+    MianshenRun,
+    Notification,
+    Reform,
+)
+from kechuang.errors import KechuangError
+from kechuang.registry.selectors import enterprise_list
+from kechuang.rules import get_policy
+
+log = logging.getLogger(__name__)
+
+SCOPE_KEYS = ("street", "industry_code", "certification")
+
+#: A running run whose worker has not reported for this long is shown as interrupted.
+STALE_AFTER = dt.timedelta(seconds=120)
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _clean_scope(scope: dict[str, Any] | None) -> dict[str, str]:
+    scope = {k: str(v).strip() for k, v in (scope or {}).items() if v not in (None, "")}
+    unknown = set(scope) - set(SCOPE_KEYS)
+    if unknown:
+        raise KechuangError(f"unknown scope filter(s): {', '.join(sorted(unknown))}", field="scope")
+    return {k: v for k, v in scope.items() if v}
+
+
+def mianshen_run_start(
+    *,
+    policies: list[str],
+    as_of: dt.date,
+    actor: User | None,
+    scope: dict[str, Any] | None = None,
+    reform: Reform | None = None,
+    baseline: MianshenRun | None = None,
+) -> MianshenRun:
+    """Queue a run; the worker picks it up once this transaction commits."""
+    ids = runs.check_policies(policies)
+    if not isinstance(as_of, dt.date):
+        raise KechuangError("as_of must be a date", field="as_of")
+    if reform is not None and reform.policy_id not in ids:
+        raise KechuangError("the reform's policy is not in the run", field="policies")
+    with transaction.atomic():
+        run = MianshenRun.objects.create(
+            policies=ids,
+            as_of=as_of,
+            scope=_clean_scope(scope),
+            reform=reform,
+            baseline=baseline,
+            created_by=actor,
+            steps_total=len(ids) + 3,
+        )
+        audit_record(
+            actor=actor,
+            action="mianshen_run_start",
+            obj_type="mianshen_run",
+            obj_id=run.pk,
+            before=None,
+            after={
+                "policies": ids,
+                "as_of": as_of,
+                "scope": run.scope,
+                "reform": reform and reform.pk,
+            },
+        )
+        _enqueue(run)
+    return run
+
+
+def _enqueue(run: MianshenRun) -> None:
+    from kechuang.calculator.tasks import mianshen_run_task
+
+    def go() -> None:
+        result = mianshen_run_task.enqueue(run.pk)
+        # An immediate backend has finished the run by now: do not overwrite it.
+        MianshenRun.objects.filter(pk=run.pk).update(task_id=str(result.id))
+
+    transaction.on_commit(go)
+
+
+def mianshen_run_resume(*, run: MianshenRun, actor: User | None) -> MianshenRun:
+    """Queue an interrupted or failed run again; policies already stored are kept."""
+    return _requeue(run, actor, restart=False)
+
+
+def mianshen_run_restart(*, run: MianshenRun, actor: User | None) -> MianshenRun:
+    """Queue an interrupted or failed run again from the start."""
+    return _requeue(run, actor, restart=True)
+
+
+def _requeue(run: MianshenRun, actor: User | None, *, restart: bool) -> MianshenRun:
+    with transaction.atomic():
+        # Lock the run: two staff pressing "resume" must not start two workers on it.
+        run = MianshenRun.objects.select_for_update().get(pk=run.pk)
+        mianshen_runs_mark_interrupted()
+        run.refresh_from_db()
+        if run.status not in (MianshenRun.Status.INTERRUPTED, MianshenRun.Status.FAILED):
+            raise KechuangError(
+                "只有中断或失败的运行可以继续或重新开始 / only an interrupted or failed run can be resumed"
+            )
+        if restart:
+            run.results.all().delete()
+            run.policies_done = []
+            run.facts_hash = ""
+        run.status = MianshenRun.Status.QUEUED
+        run.error = ""
+        run.step = ""
+        run.save()
+        audit_record(
+            actor=actor,
+            action="mianshen_run_restart" if restart else "mianshen_run_resume",
+            obj_type="mianshen_run",
+            obj_id=run.pk,
+            before=None,
+            after={"policies_done": run.policies_done},
+        )
+        _enqueue(run)
+    return run
+
+
+def mianshen_runs_mark_interrupted(now: dt.datetime | None = None) -> int:
+    """Mark running runs whose worker stopped reporting as interrupted; returns how many."""
+    now = now or timezone.now()
+    return MianshenRun.objects.filter(
+        status=MianshenRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER
+    ).update(status=MianshenRun.Status.INTERRUPTED, step="worker stopped (中断)")
+
+
+# --------------------------------------------------------------------------- execute
+
+
+def _progress(run: MianshenRun, step: str, **fields: Any) -> None:
+    run.step = step
+    run.heartbeat_at = timezone.now()
+    for k, v in fields.items():
+        setattr(run, k, v)
+    MianshenRun.objects.filter(pk=run.pk).update(
+        step=step, heartbeat_at=run.heartbeat_at, steps_done=run.steps_done, **fields
+    )
+
+
+def mianshen_run_execute(*, run_id: int) -> MianshenRun:
+    """Run the policies over the facts inside the database and store every result.
+
+    Steps: facts into a temporary table; their hash; per policy one ``INSERT … SELECT``
+    of the compiled query; stacking rules. Each step reports progress and a heartbeat.
+    A resumed run keeps the policies already stored, provided the facts have not changed."""
+    started = time.monotonic()
+    with transaction.atomic():
+        run = MianshenRun.objects.select_for_update().get(pk=run_id)
+        if run.status not in (MianshenRun.Status.QUEUED, MianshenRun.Status.INTERRUPTED):
+            return run  # already done, or another worker has it
+        run.status = MianshenRun.Status.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.heartbeat_at = timezone.now()
+        run.steps_done = 0
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "steps_done"])
+    try:
+        _execute(run)
+    except Exception as e:  # the run must show why it failed; the worker logs the trace
+        log.exception("mianshen run %s failed", run.pk)
+        MianshenRun.objects.filter(pk=run.pk).update(
+            status=MianshenRun.Status.FAILED,
+            error=f"{type(e).__name__}: {e}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    finally:
+        runs.drop_facts(run.pk)
+    run.refresh_from_db()
+    MianshenRun.objects.filter(pk=run.pk).update(
+        duration_ms=int((time.monotonic() - started) * 1000)
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _execute(run: MianshenRun) -> None:
+    overrides = run.reform.overrides if run.reform_id else {}
+    reform_policy = run.reform.policy_id if run.reform_id else None
+    ids = None
+    if run.scope:
+        ids = list(enterprise_list(as_of=run.as_of, **run.scope).values_list("pk", flat=True))
+    run.steps_done = 0
+    _progress(run, "facts")
+    count = runs.materialise_facts(run.pk, run.as_of, ids)
+    run.steps_done = 1
+    _progress(run, "hash", facts_count=count)
+    digest = runs.facts_hash(run.pk)
+    if run.facts_hash and run.facts_hash != digest and run.policies_done:
+        # Resuming over changed data would mix two registries in one run.
+        run.results.all().delete()
+        run.policies_done = []
+    run.steps_done = 2
+    _progress(run, "compile", facts_hash=digest)
+
+    hashes, params, columns, benefits = {}, {}, {}, {}
+    done = list(run.policies_done)
+    for pid in run.policies:
+        policy = runs.resolve_policy(pid, overrides if pid == reform_policy else None, run.as_of)
+        compiled = runs.compile_for_run(policy, run.as_of, run.pk)
+        benefit = runs.benefit_output(policy)
+        hashes[pid] = policy.sha256
+        params[pid] = runs.parameters_at(policy, run.as_of)
+        columns[pid] = runs.column_spec(compiled)
+        benefits[pid] = list(benefit) if benefit else None
+        if pid not in done:
+            with transaction.atomic():
+                MianshenResult.objects.filter(run=run, policy_id=pid).delete()
+                runs.insert_results(run.pk, policy, compiled, benefit)
+                done.append(pid)
+                MianshenRun.objects.filter(pk=run.pk).update(policies_done=done)
+        run.steps_done += 1
+        _progress(
+            run,
+            f"policy {pid}",
+            policy_hashes=hashes,
+            parameters=params,
+            columns=columns,
+            benefit_outputs=benefits,
+        )
+    apply_stacking(run)
+    run.steps_done += 1
+    now = timezone.now()
+    _progress(run, "done", status=MianshenRun.Status.DONE, finished_at=now)
+
+
+# --------------------------------------------------------------------------- stacking
+
+
+def apply_stacking(run: MianshenRun) -> int:
+    """Set each result's payable amount under the run's stacking rules (不得重复享受).
+
+    Only eligible, not excluded results with a positive benefit are paid. Where a rule
+    forbids paying two benefits, the one not paid (or the capped one) gets payable 0
+    (or the remainder) and a note citing the rule. Returns the results changed."""
+    rules = [
+        r
+        for pid in run.policies
+        for r in runs.stacking_rules(get_policy(pid))
+        if r.other in run.policies
+    ]
+    base = MianshenResult.objects.filter(run=run)
+    # Start from what each policy alone would pay.
+    base.update(payable=None, stacking_note="")
+    base.filter(verdict="eligible", excluded=False, benefit__gt=0).update(payable=_F("benefit"))
+    if not rules:
+        return 0
+    involved = {r.policy for r in rules} | {r.other for r in rules}
+    rows: dict[str, dict[str, MianshenResult]] = {}
+    for res in base.filter(policy_id__in=involved, payable__gt=0):
+        rows.setdefault(res.credit_code, {})[res.policy_id] = res
+    changed: list[MianshenResult] = []
+    for by_policy in rows.values():
+        for rule in rules:
+            a, b = by_policy.get(rule.policy), by_policy.get(rule.other)
+            if a is None or b is None or not a.payable or not b.payable:
+                continue
+            if rule.kind == "excludes":
+                keep, drop = a, b
+                if rule.keep == "higher" and b.payable > a.payable:
+                    keep, drop = b, a
+                drop.payable = Decimal("0")
+                drop.stacking_note = (
+                    f"不得重复享受 not paid with {keep.policy_id}: {rule.policy} excludes {rule.other}"
+                    f" ({'就高' if rule.keep == 'higher' else rule.policy}); {rule.article}"
+                ).strip("; ")
+                changed.append(drop)
+            elif rule.kind == "caps" and rule.total_parameter:
+                policy = get_policy(rule.policy)
+                entry = policy.parameters[rule.total_parameter].at(run.as_of)
+                if entry is None or entry.value is None:
+                    continue
+                total = Decimal(runs.decimal_text(entry.value))
+                room = max(Decimal("0"), total - a.payable)
+                if b.payable > room:
+                    b.payable = room
+                    b.stacking_note = (
+                        f"合计封顶 capped: {rule.policy} + {rule.other} at most {total} "
+                        f"({rule.total_parameter}); {rule.article}"
+                    ).strip("; ")
+                    changed.append(b)
+    MianshenResult.objects.bulk_update(changed, ["payable", "stacking_note"], batch_size=2000)
+    return len(changed)
+
+
+def _F(name: str):
+    from django.db.models import F
+
+    return F(name)
+
+
+# --------------------------------------------------------------------------- review
+
+
+def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User) -> MianshenResult:
+    """Exclude an enterprise's result from payment, with a written reason (audited)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise KechuangError("请填写排除理由 / a written reason is required", field="reason")
+    with transaction.atomic():
+        run = MianshenRun.objects.select_for_update().get(pk=result.run_id)
+        if run.status != MianshenRun.Status.DONE:
+            raise KechuangError(
+                "只能在确认前排除 / only a finished, unconfirmed run can be reviewed"
+            )
+        result = MianshenResult.objects.select_for_update().get(pk=result.pk)
+        before = {"excluded": result.excluded, "reason": result.exclusion_reason}
+        result.excluded = True
+        result.exclusion_reason = reason
+        result.save(update_fields=["excluded", "exclusion_reason"])
+        audit_record(
+            actor=actor,
+            action="mianshen_result_exclude",
+            obj_type="mianshen_result",
+            obj_id=f"{run.pk}/{result.credit_code}/{result.policy_id}",
+            before=before,
+            after={"excluded": True, "reason": reason},
+            note=reason,
+        )
+        apply_stacking(run)
+    result.refresh_from_db()
+    return result
+
+
+def mianshen_run_confirm(*, run: MianshenRun, actor: User) -> list[MianshenOffer]:
+    """Confirm a reviewed run: an offer per payable result, a notice and an email to
+    each enterprise; enterprises told ``needs_data`` get the facts to supply."""
+    with transaction.atomic():
+        # Lock: a double click must not offer the same benefit twice.
+        run = MianshenRun.objects.select_for_update().get(pk=run.pk)
+        if run.reform_id:
+            raise KechuangError("what-if reform runs are never paid / 改革试算不能确认")
+        if run.status != MianshenRun.Status.DONE:
+            raise KechuangError(
+                "只能确认已完成且未确认的运行 / only a finished, unconfirmed run can be confirmed"
+            )
+        apply_stacking(run)
+        payable = list(
+            run.results.filter(excluded=False, payable__gt=0).select_related("enterprise")
+        )
+        offers = MianshenOffer.objects.bulk_create(
+            [
+                MianshenOffer(
+                    run=run,
+                    result=r,
+                    enterprise=r.enterprise,
+                    policy_id=r.policy_id,
+                    amount=r.payable,
+                )
+                for r in payable
+            ]
+        )
+        run.status = MianshenRun.Status.CONFIRMED
+        run.confirmed_at = timezone.now()
+        run.confirmed_by = actor
+        run.save(update_fields=["status", "confirmed_at", "confirmed_by"])
+        audit_record(
+            actor=actor,
+            action="mianshen_run_confirm",
+            obj_type="mianshen_run",
+            obj_id=run.pk,
+            before={"status": MianshenRun.Status.DONE},
+            after={
+                "status": run.status,
+                "offers": len(offers),
+                "total": str(sum((o.amount for o in offers), Decimal("0"))),
+            },
+        )
+        _notify_offers(run, offers)
+        _notify_needs_data(run)
+    return offers
+
+
+def _policy_title(pid: str) -> str:
+    return get_policy(pid).title.zh
+
+
+def _notify(enterprise_id: int, email: str, title: str, body: str, url: str) -> list[tuple]:
+    users = list(
+        User.objects.filter(role=Role.ENTERPRISE, enterprise_id=enterprise_id, is_active=True)
+    )
+    Notification.objects.bulk_create(
+        [Notification(user=u, title=title, body=body, url=url) for u in users]
+    )
+    to = sorted({a for a in [email, *(u.email for u in users)] if a})
+    return [(title, f"{body}\n\n{url}", settings.DEFAULT_FROM_EMAIL, to)] if to else []
+
+
+def _notify_offers(run: MianshenRun, offers: list[MianshenOffer]) -> None:
+    by_ent: dict[int, list[MianshenOffer]] = {}
+    for o in offers:
+        by_ent.setdefault(o.enterprise_id, []).append(o)
+    mails = []
+    url = reverse("calculator_runs:offers")
+    for _ent_id, items in by_ent.items():
+        ent = items[0].enterprise
+        lines = [f"- {_policy_title(o.policy_id)}（{o.policy_id}）：{o.amount} 元" for o in items]
+        body = (
+            f"{ent.name}：根据区科委掌握的数据（基准日 {run.as_of}），贵企业无需申请即可享受以下政策：\n"
+            + "\n".join(lines)
+            + "\n请登录平台确认受领意愿并填写收款银行账户（数据比对 → 意愿确认 → 拨付到账）。\n"
+            "Your enterprise qualifies without applying for: "
+            + ", ".join(o.policy_id for o in items)
+            + ". Please confirm and give your bank account on the platform."
+        )
+        mails += _notify(
+            ent.pk, ent.contact_email, "免申即享政策待确认 / benefit without application", body, url
+        )
+    transaction.on_commit(lambda: send_mass_mail(mails, fail_silently=False))
+
+
+def _notify_needs_data(run: MianshenRun) -> None:
+    rows = (
+        run.results.filter(verdict="needs_data")
+        .select_related("enterprise")
+        .order_by("credit_code")
+    )
+    by_ent: dict[int, list[MianshenResult]] = {}
+    for r in rows:
+        by_ent.setdefault(r.enterprise_id, []).append(r)
+    mails = []
+    for _ent_id, items in by_ent.items():
+        ent = items[0].enterprise
+        url = reverse("registry:enterprise_detail", args=[ent.credit_code])
+        lines = [
+            f"- {_policy_title(r.policy_id)}：{r.missing_fields.rstrip(',').replace(',', '、') or '—'}"
+            for r in items
+        ]
+        body = (
+            f"{ent.name}：免申即享比对（基准日 {run.as_of}）缺少以下数据，补充后下次比对将自动纳入：\n"
+            + "\n".join(lines)
+            + "\nSome facts are missing; supply them and the next run will pick them up."
+        )
+        mails += _notify(
+            ent.pk, ent.contact_email, "请补充企业数据 / please supply missing facts", body, url
+        )
+    transaction.on_commit(lambda: send_mass_mail(mails, fail_silently=False))
+
+
+def mianshen_offer_accept(
+    *, offer: MianshenOffer, bank_name: str, bank_account: str, actor: User
+) -> BenefitRecord:
+    """The enterprise confirms its wish and its bank account in one step (意愿确认);
+    the benefit record for the payment workflow (拨付到账) is created now, once."""
+    bank_name, bank_account = (bank_name or "").strip(), "".join((bank_account or "").split())
+    if not bank_name:
+        raise KechuangError("请填写开户银行 / bank name required", field="bank_name")
+    if not bank_account.isdigit() or not 8 <= len(bank_account) <= 30:
+        raise KechuangError(
+            "银行账号应为8–30位数字 / bank account: 8-30 digits", field="bank_account"
+        )
+    with transaction.atomic():
+        # Lock the offer: a double submit must not create two benefit records.
+        offer = MianshenOffer.objects.select_for_update().get(pk=offer.pk)
+        if offer.status != MianshenOffer.Status.OFFERED:
+            raise KechuangError("该政策已确认 / already confirmed")
+        offer.status = MianshenOffer.Status.ACCEPTED
+        offer.bank_name, offer.bank_account = bank_name, bank_account
+        offer.accepted_at = timezone.now()
+        offer.accepted_by = actor
+        offer.save()
+        record = BenefitRecord.objects.create(
+            offer=offer,
+            enterprise_id=offer.enterprise_id,
+            policy_id=offer.policy_id,
+            amount=offer.amount,
+            bank_name=bank_name,
+            bank_account=bank_account,
+        )
+        audit_record(
+            actor=actor,
+            action="mianshen_offer_accept",
+            obj_type="mianshen_offer",
+            obj_id=offer.pk,
+            before={"status": MianshenOffer.Status.OFFERED},
+            after={
+                "status": offer.status,
+                "amount": offer.amount,
+                "bank_account": bank_account[-4:],
+            },
+        )
+    return record
+
+
+def notification_mark_read(*, user: User, notification_id: int) -> None:
+    Notification.objects.filter(Q(pk=notification_id) & Q(user=user)).update(read_at=timezone.now())

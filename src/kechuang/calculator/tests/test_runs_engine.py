@@ -1,0 +1,72 @@
+"""A 免申即享 run pushed down into the app database agrees with explaining each
+enterprise in process, and is reproducible."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from kechuang.calculator import runs
+from kechuang.calculator.models_runs import MianshenRun
+from kechuang.calculator.services_runs import mianshen_run_start
+from kechuang.registry.demo import demo_build
+from kechuang.registry.selectors import enterprise_facts_rows
+from kechuang.rules import evaluate_flat, policy_ids
+
+AS_OF = dt.date(2025, 6, 30)
+
+
+def start(django_capture_on_commit_callbacks, **kwargs) -> MianshenRun:
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(**kwargs)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def demo_district(db):
+    demo_build(count=40)
+
+
+@pytest.mark.django_db
+def test_run_verdicts_equal_explaining_each_enterprise(
+    demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    ids = policy_ids()
+    run = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
+    assert run.status == MianshenRun.Status.DONE, run.error
+    assert run.facts_count == 40
+    stored = {(r.credit_code, r.policy_id): r for r in run.results.all()}
+    assert len(stored) == 40 * len(ids)
+    for row in enterprise_facts_rows(as_of=AS_OF):
+        for pid in ids:
+            expected = evaluate_flat(pid, row, AS_OF).to_dict()
+            result = stored[(row["entity_id"], pid)]
+            assert result.verdict == expected["verdict"], (row["entity_id"], pid)
+            decoded = runs.decode_outputs(run.columns[pid], result.outputs)
+            assert decoded["verdict"] == expected["verdict"]
+            assert decoded.get("missing_fields", []) == expected.get("missing_fields", [])
+            benefit = run.benefit_outputs[pid]
+            if benefit:
+                assert decoded.get(benefit[0]) == expected.get(benefit[0]), (row["entity_id"], pid)
+
+
+@pytest.mark.django_db
+def test_rerunning_the_same_inputs_gives_the_same_results(
+    demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    ids = policy_ids()
+    first = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
+    second = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
+    assert first.facts_hash and first.facts_hash == second.facts_hash
+    assert first.policy_hashes == second.policy_hashes
+    assert first.parameters == second.parameters
+
+    def shape(run):
+        return sorted(
+            (r.credit_code, r.policy_id, r.verdict, r.benefit, r.payable, r.missing_fields)
+            for r in run.results.all()
+        )
+
+    assert shape(first) == shape(second)
