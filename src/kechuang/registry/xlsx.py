@@ -62,18 +62,21 @@ def _number(raw: bytes) -> str:
     return text
 
 
-def _column_index(ref: bytes, cache: dict[bytes, int] = {}) -> int:  # noqa: B006 - a memo
-    letters = _COL.match(ref)
-    if letters is None:
-        raise XlsxError(f"bad cell reference {ref!r}")
-    key = letters.group()
-    index = cache.get(key)
+_COLUMNS: dict[bytes, int] = {}
+
+
+def _column_index(ref: bytes) -> int:
+    """0-based column of a cell reference: b"C12" -> 2 (memoised by letters)."""
+    key = ref.rstrip(b"0123456789")
+    index = _COLUMNS.get(key)
     if index is None:
+        if not key or _COL.fullmatch(key) is None:
+            raise XlsxError(f"bad cell reference {ref!r}")
         index = 0
         for ch in key:
             index = index * 26 + ch - 64
         index -= 1
-        cache[key] = index
+        _COLUMNS[key] = index
     return index
 
 
