@@ -118,3 +118,12 @@ def test_the_public_calculator_shows_no_registry_data(client, alice):
 
 def test_an_unknown_policy_is_not_found(client):
     assert client.get("/calculator/try/no_such_policy/").status_code == 404
+
+
+def test_the_selfcheck_page_turns_english_with_the_switch(client, alice, ent_alice):
+    client.force_login(ent_alice)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    page = client.get(f"/calculator/{ALICE_CODE}/?as_of=2025-06-30").content.decode()
+    assert "Policy calculator" in page and "Eligible" in page
+    assert "Reward for first-time high-tech enterprise recognition" in page
+    assert "first recognised as a high-tech enterprise last year or this year" in page
