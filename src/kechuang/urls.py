@@ -20,6 +20,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("kechuang.accounts.urls")),
     path("registry/", include("kechuang.registry.urls")),
+    path("vouchers/", include("kechuang.vouchers.urls")),
     path("calculator/", include("kechuang.calculator.urls")),
     path("api/", api.urls),
     path("admin/", admin.site.urls),

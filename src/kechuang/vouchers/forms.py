@@ -1,0 +1,65 @@
+"""Page forms: they only check shapes (dates parse, fields present). Amounts
+stay text here and are parsed by the services, which say what is wrong."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from kechuang.vouchers.models import Program, ServiceCategory
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ProgramForm(forms.Form):
+    year = forms.IntegerField(label=_("年度"), min_value=2000, max_value=2100)
+    name = forms.CharField(label=_("名称"), max_length=200)
+    budget = forms.CharField(label=_("总预算（元）"))
+    per_enterprise_cap = forms.CharField(label=_("每家企业上限（元）"))
+    per_team_cap = forms.CharField(label=_("每个创业团队上限（元）"))
+    valid_from = forms.DateField(label=_("有效期起"), widget=DateInput)
+    valid_until = forms.DateField(label=_("有效期止"), widget=DateInput)
+    categories = forms.ModelMultipleChoiceField(
+        label=_("适用服务类别"), queryset=ServiceCategory.objects.all()
+    )
+
+
+class QuotaApplyForm(forms.Form):
+    program = forms.ModelChoiceField(label=_("项目"), queryset=Program.objects.all())
+    amount = forms.CharField(label=_("申请额度（元）"))
+    applicant_type = forms.ChoiceField(
+        label=_("申请主体"), choices=[("enterprise", _("企业")), ("startup_team", _("创业团队"))]
+    )
+    registered_in_shanghai = forms.BooleanField(label=_("在本市注册"), required=False)
+    is_tsme = forms.BooleanField(label=_("符合科技型中小企业条件"), required=False)
+
+
+class OrderForm(forms.Form):
+    program = forms.ModelChoiceField(label=_("项目"), queryset=Program.objects.all())
+    offering = forms.IntegerField(label=_("服务项目编号"), widget=forms.Select)
+    contract_number = forms.CharField(label=_("合同编号"), required=False, max_length=60)
+    contract_amount = forms.CharField(label=_("合同金额（元）"))
+    order_date = forms.DateField(label=_("合同日期"), widget=DateInput)
+    start_date = forms.DateField(label=_("服务开始日期"), widget=DateInput)
+    end_date = forms.DateField(label=_("服务结束日期"), widget=DateInput)
+
+
+class InstitutionForm(forms.Form):
+    name = forms.CharField(label=_("机构名称"), max_length=200)
+    credit_code = forms.CharField(label=_("统一社会信用代码"), max_length=18)
+    contact = forms.CharField(label=_("联系人及电话"), max_length=100, required=False)
+    bank_name = forms.CharField(label=_("开户银行"), max_length=100, required=False)
+    bank_account = forms.CharField(label=_("银行账号"), max_length=40, required=False)
+
+
+class OfferingForm(forms.Form):
+    category = forms.ModelChoiceField(label=_("服务类别"), queryset=ServiceCategory.objects.all())
+    name = forms.CharField(label=_("服务名称"), max_length=200)
+    price = forms.CharField(label=_("价格（元）"))
+
+
+class StatisticsFilter(forms.Form):
+    date_from = forms.DateField(label=_("起"), required=False, widget=DateInput)
+    date_to = forms.DateField(label=_("止"), required=False, widget=DateInput)

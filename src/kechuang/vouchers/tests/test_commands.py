@@ -1,0 +1,48 @@
+"""Management commands: expiry, the payment file, the ledger check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import StringIO
+
+from django.core.management import call_command
+
+from kechuang.vouchers import selectors, services
+from kechuang.vouchers.tests import factories as f
+
+
+def test_vouchers_expire_returns_unused_quota_of_ended_programs(prog, staff_zhang, ent_alice):
+    f.issue(prog, staff_zhang, ent_alice, "1000")
+    out = StringIO()
+    call_command("vouchers_expire", today=prog.valid_until + dt.timedelta(days=1), stdout=out)
+    assert "1 accounts, 1000.00 yuan returned" in out.getvalue()
+    assert selectors.program_balances(prog)["quota"] == 0
+    call_command(
+        "vouchers_expire", today=prog.valid_until + dt.timedelta(days=2), stdout=StringIO()
+    )
+    assert selectors.program_balances(prog)["unallocated"] == prog.budget
+
+
+def test_vouchers_settlement_writes_the_payment_file(
+    prog, staff_zhang, ent_alice, inst_lab, offer, tmp_path
+):
+    f.issue(prog, staff_zhang, ent_alice, "1000")
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "100"), actor=ent_alice, idempotency_key="o"
+    )
+    services.order_deliver(order=order, actor=inst_lab, upload=f.pdf())
+    services.claim_approve(
+        claim=services.claim_submit(order=order, actor=inst_lab),
+        actor=staff_zhang,
+        idempotency_key="c",
+    )
+    batch = services.settlement_batch_create(program=prog, actor=staff_zhang, idempotency_key="s")
+    target = tmp_path / "pay.xlsx"
+    call_command("vouchers_settlement", batch.pk, output=target, stdout=StringIO())
+    assert target.read_bytes()[:2] == b"PK"
+
+
+def test_vouchers_check_reports_a_consistent_ledger(prog):
+    out = StringIO()
+    call_command("vouchers_check", stdout=out)
+    assert "ok" in out.getvalue()
