@@ -276,6 +276,42 @@ def _display_value(name: str, value: Any) -> str:
     return display(value, money=column is not None and column.type == "money")
 
 
+#: How a flip reads: (direction, strict) -> (zh, en) for numbers and for dates.
+_BOUND_WORDS = {
+    ("increase", False): (("不低于", "at least"), ("不早于", "on or after")),
+    ("increase", True): (("高于", "more than"), ("晚于", "after")),
+    ("decrease", False): (("不高于", "at most"), ("不晚于", "on or before")),
+    ("decrease", True): (("低于", "less than"), ("早于", "before")),
+}
+
+
+def _change_text(policy: Policy, change: dict[str, Any], values: dict[str, Any], lang: str) -> str:
+    """The smallest change (the trace's ``flip``) as a target: "x 须不低于 T（目前 V）".
+
+    The engine gives the gap; with the value read this becomes the target people
+    act on. Dates (yyyymmdd) read as dates, not as a number of "days" to add."""
+    subject = change.get("subject", "")
+    current = values.get(subject)
+    fallback = change.get(f"text_{lang}") or change.get("text_zh", "")
+    if current is None or isinstance(current, bool | str) or "by" not in change:
+        return fallback
+    gap = Fraction(Decimal(str(change["by"])))
+    target = Fraction(current) + (gap if change.get("direction") == "increase" else -gap)
+    column = COLUMNS_BY_NAME.get(subject)
+    is_date = column is not None and column.type == "date"
+    words = _BOUND_WORDS[(change.get("direction", "increase"), bool(change.get("strict")))]
+    word = words[1 if is_date else 0][1 if lang == "en" else 0]
+    label = _describe(policy, subject, lang) or subject
+    if is_date and target.denominator == 1:
+        shown, now = _display_value(subject, int(target)), _display_value(subject, current)
+    else:
+        money = column is not None and column.type == "money"
+        shown, now = display(target, money=money), display(current, money=money)
+    if lang == "en":
+        return f"{label}: {word} {shown} (now {now})"
+    return f"{label}：须{word} {shown}（目前 {now}）"
+
+
 def _describe(policy: Policy, name: str, lang: str) -> str:
     if name in policy.inputs:
         return policy.inputs[name].description.get(lang)
@@ -300,13 +336,10 @@ def policy_check(
     lang = _lang()
     criteria = []
     for c in ev.criteria:
-        changes = []
-        if c.flip:
-            for change in c.flip.get("changes", []):
-                text = change.get(f"text_{lang}") or change.get("text_zh", "")
-                subject = change.get("subject", "")
-                label = _describe(policy, subject, lang)
-                changes.append(f"{label}（{text}）" if label else text)
+        changes = [
+            _change_text(policy, change, c.values, lang)
+            for change in (c.flip or {}).get("changes", [])
+        ]
         criteria.append(
             CriterionView(
                 id=c.name,

@@ -83,7 +83,22 @@ def test_a_failing_criterion_says_what_would_have_to_change(bob_corp):
     assert award.verdict in ("ineligible", "needs_data")
     won = next(c for c in award.criteria if c.id == "award_won")
     assert won.outcome is False
-    assert won.changes and "sh_sci_award_count" in won.changes[0]
+    # The flip as a target next to the value read: "…次数：须不低于 1（目前 0）".
+    policy = award.decision.evaluation.policy
+    label = policy.inputs["sh_sci_award_count"].description.zh
+    (flip,) = won.changes
+    assert flip.startswith(label) and "（目前 0）" in flip
+
+
+def test_a_date_threshold_reads_as_a_date(alice):
+    # Alice's first 高企 certificate was issued in 2024; as of 2026 it is out of the window.
+    result = selectors.enterprise_selfcheck(enterprise=alice, as_of=dt.date(2026, 6, 30))
+    reward = next(c for c in result.checks if c.policy_id == "district_hte_first_reward")
+    recent = next(c for c in reward.criteria if c.id == "first_recognition_recent")
+    assert recent.outcome is False
+    window_start = {name: value for name, _label, value in recent.values}["window_start_date"]
+    (flip,) = recent.changes
+    assert f"须不早于 {window_start}" in flip and "（目前 2024-11-15）" in flip
 
 
 def test_missing_data_is_named_with_the_place_to_enter_it(alice, ent_alice):
