@@ -271,6 +271,8 @@ def _display_value(name: str, value: Any) -> str:
     is_date = (
         column.type == "date" if column is not None else name == "as_of" or name.endswith("_date")
     )
+    if is_date and isinstance(value, Fraction) and value.denominator == 1:
+        value = value.numerator
     if is_date and isinstance(value, int) and not isinstance(value, bool):
         return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
     return display(value, money=column is not None and column.type == "money")
