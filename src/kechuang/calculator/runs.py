@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -302,7 +303,17 @@ def _json_object(pairs: list[tuple[str, str]]) -> str:
 
 
 def compile_for_run(policy: Policy, as_of: dt.date, run_id: int) -> CompiledPolicy:
-    return compile_sql(policy, as_of, dialect(), table=facts_table(run_id))
+    compiled = compile_sql(policy, as_of, dialect(), table=facts_table(run_id))
+    if compiled.dialect == "postgres":
+        # PostgreSQL inlines a CTE read once; inlining the compiled chain of CTEs into
+        # each other multiplied the expression trees until the planner was killed for
+        # memory (hte, 2026-11-24). Materialised, the plan takes milliseconds.
+        compiled.sql = _CTE.sub(r"\1\2 AS MATERIALIZED (", compiled.sql)
+    return compiled
+
+
+#: The head of each CTE the compiler writes: ``WITH raw AS (`` and ``,\nd7 AS (``.
+_CTE = re.compile(r"(^WITH |,\n)(\w+) AS \(")
 
 
 def insert_results(
