@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 
+from kechuang.errors import KechuangError
 from kechuang.vouchers import access, selectors, services
 from kechuang.vouchers.models import Offering, Program, ServiceCategory
 
@@ -260,6 +261,11 @@ def program_list(request: HttpRequest) -> Any:
 def program_create(request: HttpRequest, payload: ProgramIn) -> Any:
     access.require_staff(request.user)
     categories = list(ServiceCategory.objects.filter(code__in=payload.categories))
+    unknown = set(payload.categories) - {c.code for c in categories}
+    if unknown:
+        raise KechuangError(
+            f"未知服务类别 / unknown categories: {', '.join(sorted(unknown))}", "categories"
+        )
     data = payload.dict()
     data["categories"] = categories
     return Status(201, services.program_create(actor=request.user, **data))

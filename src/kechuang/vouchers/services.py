@@ -144,13 +144,18 @@ def program_create(
         program.categories.set(categories)
         appropriation = _account(program, LedgerAccount.Kind.APPROPRIATION)
         unallocated = unallocated_account(program)
-        ledger.post(
+        tx = ledger.post(
             legs=[ledger.debit(unallocated, budget), ledger.credit(appropriation, budget)],
             idempotency_key=idempotency_key,
             actor=actor,
             req_hash=req,
             memo=f"项目预算 / program budget {program}",
         )
+        if tx.replayed:
+            # The same request, sent twice at once, committed first: drop this
+            # copy of the program (nothing else references it yet).
+            transaction.set_rollback(True)
+            return tx.program
         audit_record(
             actor=actor,
             action="voucher.program_create",
@@ -763,6 +768,8 @@ def order_cancel(
     with transaction.atomic():
         # A cancellation racing a delivery confirmation or a second cancellation.
         order = ServiceOrder.objects.select_for_update().select_related("program").get(pk=order.pk)
+        if order.status == ServiceOrder.Status.CANCELLED:
+            return order  # cancelling twice is cancelling once
         if order.status not in (ServiceOrder.Status.DRAFT, ServiceOrder.Status.VOUCHER_APPLIED):
             raise KechuangError(
                 "已交付的订单不能取消 / only orders not yet delivered can be cancelled", "order"

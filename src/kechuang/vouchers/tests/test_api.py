@@ -285,3 +285,45 @@ def test_an_institution_cannot_publish_in_anothers_catalogue(lab, inst_other, ot
         {"category": f.category().code, "name": "x", "price": "1"},
     )
     assert r.status_code == 403
+
+
+def test_staff_create_a_program_through_the_api_once(staff_zhang, ent_alice):
+    f.category()
+    body = {
+        "year": 2026,
+        "name": "科技服务券",
+        "budget": "3740000.00",
+        "per_enterprise_cap": "300000",
+        "per_team_cap": "50000",
+        "valid_from": "2026-01-01",
+        "valid_until": "2026-12-31",
+        "categories": ["software_testing"],
+        "idempotency_key": "p1",
+    }
+    staff = Api(staff_zhang)
+    first = staff.post("/programs", body)
+    assert first.status_code == 201, first.content
+    assert staff.post("/programs", body).json()["id"] == first.json()["id"]
+    assert Api(ent_alice).post("/programs", {**body, "idempotency_key": "p2"}).status_code == 403
+    r = staff.post("/programs", {**body, "categories": ["nonsense"], "idempotency_key": "p3"})
+    assert r.status_code == 400 and r.json()["extra"]["field"] == "categories"
+    r = staff.post("/programs", {**body, "budget": "0", "idempotency_key": "p4"})
+    assert r.status_code == 400 and r.json()["extra"]["field"] == "budget"
+
+
+def test_the_openapi_spec_lists_the_voucher_endpoints(staff_zhang):
+    spec = Client().get("/api/openapi.json").json()
+    assert "/api/vouchers/orders/{pk}/vouchers" in spec["paths"]
+
+
+def test_the_auditor_reads_the_audit_trail_of_voucher_actions(
+    prog, auditor_li, ent_alice, alice_order
+):
+    from django.urls import reverse
+
+    from kechuang.testing import PASSWORD
+
+    client = Client()
+    client.login(username=auditor_li.username, password=PASSWORD)
+    page = client.get(reverse("accounts:audit_log"))
+    assert page.status_code == 200 and "voucher.order_create" in page.content.decode()
