@@ -33,6 +33,10 @@ class Dialect:
     to_decimal: str
     #: The engine's double-precision type (displayed ratios only).
     float_type: str = "DOUBLE"
+    #: How to keep the engine from inlining each CTE into the next: inlined, every layer
+    #: would copy the expressions of the layers below it, and the query tree grows
+    #: exponentially (a PostgreSQL backend reached 23 GiB planning hte before this).
+    cte_keyword: str = "AS MATERIALIZED"
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -89,6 +93,7 @@ DIALECTS: dict[str, Dialect] = {
         true="TRUE",
         false="FALSE",
         text_type="STRING",
+        cte_keyword="AS",
         to_decimal="(CAST({x} AS DECIMAL(38,0)) * {inv})",
     ),
 }

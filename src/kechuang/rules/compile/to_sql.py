@@ -610,7 +610,7 @@ class Compiler:
             ]
             out.append(f"({' || '.join(parts) or chr(39) * 2}) AS {_ident(label)}")
             columns[label] = ((label,), "list")
-        with_sql = ",\n".join(f"{name} AS ({body})" for name, body in ctes)
+        with_sql = ",\n".join(f"{name} {d.cte_keyword} ({body})" for name, body in ctes)
         sql = f"WITH {with_sql}\nSELECT {', '.join(out)} FROM {prev}"
         return CompiledPolicy(p.id, d.name, self.as_of, sql, columns)
 
