@@ -188,6 +188,11 @@ def stacking_rules(policy: Policy) -> list[StackingRule]:
         if not isinstance(item, dict):
             continue
         article = str(item.get("article", "") or item.get("basis", ""))
+        reason = item.get("reason")
+        if isinstance(reason, dict):
+            reason = reason.get("zh") or reason.get("en")
+        if reason:
+            article = f"{reason} ({article})" if article else str(reason)
         targets = item.get("excludes")
         kind = "excludes"
         if targets is None:

@@ -422,7 +422,7 @@ def _notify_offers(run: MianshenRun, offers: list[MianshenOffer]) -> None:
     for o in offers:
         by_ent.setdefault(o.enterprise_id, []).append(o)
     mails = []
-    url = reverse("calculator_runs:offers")
+    url = reverse("calculator:mianshen_offers")
     for _ent_id, items in by_ent.items():
         ent = items[0].enterprise
         lines = [f"- {_policy_title(o.policy_id)}（{o.policy_id}）：{o.amount} 元" for o in items]

@@ -1,0 +1,200 @@
+"""Everything that reads 免申即享 runs, offers, notices and reforms for pages, the API,
+exports and the CLI."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from kechuang.calculator import runs
+from kechuang.calculator.models_runs import (
+    MianshenOffer,
+    MianshenResult,
+    MianshenRun,
+    Notification,
+    Reform,
+)
+from kechuang.rules import get_policy
+
+VERDICTS = ("eligible", "needs_review", "needs_data", "ineligible")
+
+
+def run_list(*, reforms: bool = False) -> QuerySet[MianshenRun]:
+    qs = MianshenRun.objects.select_related("created_by", "reform")
+    return qs.filter(reform__isnull=not reforms)
+
+
+def run_progress(run: MianshenRun) -> dict[str, Any]:
+    total = max(run.steps_total, 1)
+    return {
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "step": run.step,
+        "done": run.steps_done,
+        "total": run.steps_total,
+        "percent": min(100, round(100 * run.steps_done / total)),
+        "finished": run.status
+        in (MianshenRun.Status.DONE, MianshenRun.Status.CONFIRMED, MianshenRun.Status.FAILED,
+            MianshenRun.Status.INTERRUPTED),
+        "error": run.error,
+    }
+
+
+def run_summary(run: MianshenRun) -> list[dict[str, Any]]:
+    """Per policy: counts by verdict, excluded, stacked, and the amount payable."""
+    rows = (
+        run.results.values("policy_id", "verdict")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[str, Counter] = {}
+    for r in rows:
+        counts.setdefault(r["policy_id"], Counter())[r["verdict"]] = r["n"]
+    money = {
+        r["policy_id"]: r
+        for r in run.results.values("policy_id").annotate(
+            n_payable=Sum("payable", filter=Q(excluded=False)),
+            n_excluded=Count("id", filter=Q(excluded=True)),
+            n_stacked=Count("id", filter=~Q(stacking_note="")),
+            n_paid=Count("id", filter=Q(excluded=False, payable__gt=0)),
+        ).order_by()
+    }
+    out = []
+    for pid in run.policies:
+        c = counts.get(pid, Counter())
+        m = money.get(pid, {})
+        out.append(
+            {
+                "policy_id": pid,
+                "title": get_policy(pid).title.zh,
+                "counts": [(v, c.get(v, 0)) for v in VERDICTS],
+                "total": sum(c.values()),
+                "payable": m.get("n_payable") or Decimal("0"),
+                "paid": m.get("n_paid") or 0,
+                "excluded": m.get("n_excluded") or 0,
+                "stacked": m.get("n_stacked") or 0,
+                "has_benefit": bool(run.benefit_outputs.get(pid)),
+            }
+        )
+    return out
+
+
+def run_previous(run: MianshenRun) -> MianshenRun | None:
+    """The last finished run before this one of the same policies, scope and reform."""
+    candidates = MianshenRun.objects.filter(
+        created_at__lte=run.created_at,
+        status__in=(MianshenRun.Status.DONE, MianshenRun.Status.CONFIRMED),
+        reform=run.reform,
+    ).exclude(pk=run.pk).order_by("-created_at", "-id")
+    for other in candidates[:50]:
+        if sorted(other.policies) == sorted(run.policies) and other.scope == run.scope and other.pk < run.pk:
+            return other
+    return None
+
+
+def _eligible(run: MianshenRun) -> dict[tuple[str, str], MianshenResult]:
+    return {
+        (r.credit_code, r.policy_id): r
+        for r in run.results.filter(verdict="eligible").select_related("enterprise")
+    }
+
+
+def run_changes(run: MianshenRun, previous: MianshenRun | None) -> dict[str, list]:
+    """Enterprises newly qualifying and no longer qualifying since ``previous``."""
+    if previous is None:
+        return {"new": [], "gone": []}
+    now, before = _eligible(run), _eligible(previous)
+    new = [now[k] for k in sorted(set(now) - set(before))]
+    gone = [before[k] for k in sorted(set(before) - set(now))]
+    return {"new": new, "gone": gone}
+
+
+def run_results(
+    run: MianshenRun, *, policy: str = "", verdict: str = "", search: str = "", only_paid: bool = False
+) -> QuerySet[MianshenResult]:
+    qs = run.results.select_related("enterprise")
+    if policy:
+        qs = qs.filter(policy_id=policy)
+    if verdict:
+        qs = qs.filter(verdict=verdict)
+    if only_paid:
+        qs = qs.filter(payable__gt=0, excluded=False)
+    if search:
+        qs = qs.filter(Q(credit_code__icontains=search.upper()) | Q(enterprise__name__icontains=search))
+    return qs.order_by("credit_code", "policy_id")
+
+
+def result_outputs(run: MianshenRun, result: MianshenResult) -> dict[str, Any]:
+    return runs.decode_outputs(run.columns.get(result.policy_id, []), result.outputs)
+
+
+def offers_for_enterprise(enterprise_id: int) -> QuerySet[MianshenOffer]:
+    return MianshenOffer.objects.filter(enterprise_id=enterprise_id).select_related("run", "benefit")
+
+
+def notifications_for(user: Any) -> QuerySet[Notification]:
+    return Notification.objects.filter(user=user)
+
+
+def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
+    """The latest confirmed run's needs_data results of one enterprise (what to supply)."""
+    run = (
+        MianshenRun.objects.filter(status=MianshenRun.Status.CONFIRMED, reform__isnull=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if run is None:
+        return []
+    return list(run.results.filter(enterprise_id=enterprise_id, verdict="needs_data"))
+
+
+# --------------------------------------------------------------------------- export
+
+
+def run_export_xlsx(run: MianshenRun) -> bytes:
+    """The run as an Excel workbook: what it read, a summary, and every result."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    info = wb.create_sheet("运行信息 run")
+    info.append(["运行 run", run.pk])
+    info.append(["基准日 as-of", run.as_of.isoformat()])
+    info.append(["状态 status", run.status])
+    info.append(["范围 scope", ", ".join(f"{k}={v}" for k, v in run.scope.items()) or "全部 whole registry"])
+    info.append(["改革 reform", f"{run.reform.name}: {run.reform.overrides}" if run.reform_id else ""])
+    info.append(["企业数 enterprises", run.facts_count])
+    info.append(["事实哈希 facts sha256", run.facts_hash])
+    for pid, sha in run.policy_hashes.items():
+        info.append([f"政策文件 {pid} sha256", sha])
+    for pid, params in run.parameters.items():
+        for name, entries in params.items():
+            for e in entries:
+                info.append([f"参数 {pid}.{name}", e["value"], e["since"], e["until"] or "", e["article"]])
+    summary = wb.create_sheet("汇总 summary")
+    summary.append(["政策 policy", *VERDICTS, "拟兑现 payable", "兑现家数 paid", "排除 excluded", "叠加限制 stacked"])
+    for s in run_summary(run):
+        summary.append(
+            [s["policy_id"], *(n for _, n in s["counts"]), s["payable"], s["paid"], s["excluded"], s["stacked"]]
+        )
+    sheet = wb.create_sheet("结果 results")
+    sheet.append(
+        ["统一社会信用代码", "企业名称", "政策 policy", "结论 verdict", "测算金额 benefit",
+         "拟兑现 payable", "叠加说明 stacking", "缺少数据 missing", "排除 excluded", "排除理由 reason"]
+    )
+    qs = run.results.select_related("enterprise").order_by("credit_code", "policy_id")
+    for r in qs.iterator(chunk_size=5000):
+        sheet.append(
+            [r.credit_code, r.enterprise.name, r.policy_id, r.verdict, r.benefit, r.payable,
+             r.stacking_note, r.missing_fields.rstrip(","), "是" if r.excluded else "", r.exclusion_reason]
+        )
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def reform_list() -> QuerySet[Reform]:
+    return Reform.objects.select_related("created_by")
