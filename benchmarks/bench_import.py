@@ -110,7 +110,7 @@ def main() -> None:
             env.pop("DATABASE_URL", None)
             if args.database_url:
                 env["DATABASE_URL"] = args.database_url
-                subprocess.run([kechuang, "flush", "--noinput", "--skip-checks"], env=env, check=False)
+                subprocess.run([kechuang, "flush", "--noinput"], env=env, check=False)
             subprocess.run([kechuang, "migrate", "-v", "0", "--skip-checks"], env=env, check=True)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(path)],
