@@ -14,5 +14,6 @@ ruff check src tests benchmarks
 echo "== pytest on SQLite (rules engine, all apps, browser)"
 env -u DATABASE_URL pytest -q "$@"
 echo "== pytest on PostgreSQL (Django apps)"
-DATABASE_URL="$KECHUANG_PG_URL" pytest -q -m "not browser and not spark" \
+DATABASE_URL="$KECHUANG_PG_URL" KECHUANG_TEST_DB_NAME="test_kechuang_$$" \
+  pytest -q -m "not browser and not spark" \
   --ignore=src/kechuang/rules "$@"

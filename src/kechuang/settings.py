@@ -136,6 +136,10 @@ DATABASES = {
         conn_max_age=env_int("KECHUANG_DB_CONN_MAX_AGE", 0),
     )
 }
+if env_str("KECHUANG_TEST_DB_NAME"):
+    # Test runs sharing one PostgreSQL server (CI beside a developer's run) must not
+    # create and drop the same test database under each other.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("KECHUANG_TEST_DB_NAME")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # PostgreSQL's JIT compiles the wide generated SELECTs (the facts row, the
     # compiled policies) for seconds before running them in milliseconds:
