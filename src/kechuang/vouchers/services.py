@@ -672,8 +672,10 @@ def order_voucher_apply(
         )
     with transaction.atomic():
         # The same order applied twice at once (two keys, two tabs) would commit twice.
+        # of=self: FOR UPDATE would otherwise also lock the joined program row
+        # and serialize every order of the program behind one lock.
         order = (
-            ServiceOrder.objects.select_for_update()
+            ServiceOrder.objects.select_for_update(of=("self",))
             .select_related("program", "institution", "offering")
             .get(pk=order.pk)
         )
@@ -734,7 +736,18 @@ def order_voucher_apply(
         }
         order.decision["eligible_amount"] = str(eligible)
         order.decision["quota_left_before"] = str(quota_left)
-        order.save()
+        order.save(
+            update_fields=[
+                "status",
+                "subsidy_amount",
+                "enterprise_pays",
+                "ratio",
+                "policy_sha256",
+                "ratio_since",
+                "ratio_article",
+                "decision",
+            ]
+        )
         audit_record(
             actor=actor,
             action="voucher.order_voucher_apply",
@@ -767,7 +780,11 @@ def order_cancel(
         return ServiceOrder.objects.get(pk=order.pk)
     with transaction.atomic():
         # A cancellation racing a delivery confirmation or a second cancellation.
-        order = ServiceOrder.objects.select_for_update().select_related("program").get(pk=order.pk)
+        order = (
+            ServiceOrder.objects.select_for_update(of=("self",))
+            .select_related("program")
+            .get(pk=order.pk)
+        )
         if order.status == ServiceOrder.Status.CANCELLED:
             return order  # cancelling twice is cancelling once
         if order.status not in (ServiceOrder.Status.DRAFT, ServiceOrder.Status.VOUCHER_APPLIED):
@@ -872,7 +889,7 @@ def claim_approve(*, claim: Claim, actor: Any, idempotency_key: str) -> Claim:
     with transaction.atomic():
         # Two staff approving the same claim at once would make it payable twice.
         claim = (
-            Claim.objects.select_for_update()
+            Claim.objects.select_for_update(of=("self",))
             .select_related("order", "order__program")
             .get(pk=claim.pk)
         )
