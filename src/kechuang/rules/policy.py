@@ -294,7 +294,14 @@ class Policy:
     flips: dict[str, str] = field(default_factory=dict)
 
     def definitions(self) -> dict[str, Expr]:
-        """Every named expression the policy defines, score ends as ``<name>_min/_max``."""
+        """Every named expression the policy defines, score ends as ``<name>_min/_max``.
+
+        A fresh dict each call (callers may extend it); the mapping is built once.
+        """
+        return dict(self._definitions)
+
+    @cached_property
+    def _definitions(self) -> dict[str, Expr]:
         defs: dict[str, Expr] = dict(self.derived)
         defs.update({c.name: c.expr for c in self.criteria.values()})
         for s in self.scores.values():
