@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache
 from typing import Any
 
 from django.urls import reverse
@@ -27,6 +28,7 @@ from kechuang.registry.models import Enterprise
 from kechuang.registry.selectors import enterprise_facts_rows
 from kechuang.rules import Decision, Policy, evaluate_flat, get_policy, policy_ids
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
+from kechuang.rules.policy import load_yaml
 
 #: Verdict -> the label users read (符合 / 不符合 / 需专家评审 / 需补充数据).
 VERDICT_LABELS = {
@@ -126,6 +128,8 @@ class PolicyCheck:
     missing: list[MissingFact]
     invalid: list[str]
     decision: Decision = field(repr=False)
+    #: 不得重复享受: the declared reason, when a policy this one excludes is also met.
+    stacking: list[str] = field(default_factory=list)
 
     @property
     def benefit_text(self) -> str:
@@ -190,7 +194,40 @@ def enterprise_selfcheck(*, enterprise: Enterprise, as_of: dt.date, user: Any = 
         )
         for policy in policies_in_force(as_of)
     ]
+    note_stacking(checks)
     return SelfCheck(enterprise=enterprise, as_of=as_of, checks=checks, facts=row)
+
+
+@cache
+def _stacking(policy_id: str, sha256: str) -> tuple[tuple[str, dict], ...]:
+    # The policy file's top-level ``stacking:`` (data only; the 免申即享 runs apply it).
+    doc = load_yaml(get_policy(policy_id).path)
+    spec = doc.get("stacking") if isinstance(doc, dict) else None
+    items = spec if isinstance(spec, list) else [spec] if isinstance(spec, dict) else []
+    rules = []
+    for item in items:
+        targets = item.get("excludes") if isinstance(item, dict) else None
+        for other in [targets] if isinstance(targets, str) else targets or []:
+            rules.append((str(other), item))
+    return tuple(rules)
+
+
+def note_stacking(checks: list[PolicyCheck]) -> None:
+    """Say, on both policies, when two eligible ones may not be paid together."""
+    lang = _lang()
+    by_id = {c.policy_id: c for c in checks}
+    for check in checks:
+        policy = check.decision.evaluation.policy
+        for other_id, item in _stacking(policy.id, policy.sha256):
+            other = by_id.get(other_id)
+            if other is None or check.verdict != "eligible" or other.verdict != "eligible":
+                continue
+            reason = item.get("reason") or {}
+            text = reason.get(lang) or reason.get("zh") or ""
+            article = item.get("article") or ""
+            note = f"{check.title} / {other.title}: {text}" + (f" [{article}]" if article else "")
+            for c in (check, other):
+                c.stacking.append(note)
 
 
 def decisions_as_dicts(*, enterprise: Enterprise, as_of: dt.date) -> list[dict[str, Any]]:

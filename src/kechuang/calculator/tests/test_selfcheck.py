@@ -158,3 +158,16 @@ def test_decisions_as_dicts_are_the_decisions_to_dict(alice):
     dicts = selectors.decisions_as_dicts(enterprise=alice, as_of=AS_OF)
     result = selectors.enterprise_selfcheck(enterprise=alice, as_of=AS_OF)
     assert dicts == [c.decision.to_dict() for c in result.checks]
+
+
+def test_two_eligible_rewards_that_may_not_be_combined_say_so(alice):
+    # Alice qualifies for both the first-time 高企 reward and the 小巨人 match; the
+    # 小巨人 file declares that they are not paid together (stacking:).
+    result = selectors.enterprise_selfcheck(enterprise=alice, as_of=AS_OF)
+    checks = {c.policy_id: c for c in result.checks}
+    hte_reward = checks["district_hte_first_reward"]
+    giant = checks["district_little_giant_match"]
+    assert hte_reward.verdict == giant.verdict == "eligible"
+    assert giant.stacking and giant.stacking == hte_reward.stacking
+    assert "不重复享受" in giant.stacking[0]
+    assert checks["district_sh_sci_award_match"].stacking == []
