@@ -39,5 +39,10 @@ $K collectstatic --noinput -v 0
 echo "== accounts and demo district"
 $K setup_admin
 $K demo
+echo "== background worker (免申即享 runs; log in $KECHUANG_DATA_DIR/worker.log)"
+# django-tasks' database worker: a run queued or interrupted survives restarts of either process.
+$K db_worker --queue-name '*' >>"$KECHUANG_DATA_DIR/worker.log" 2>&1 &
+WORKER_PID=$!
+trap 'kill "$WORKER_PID" 2>/dev/null' EXIT
 echo "== serving (Ctrl-C stops)"
-exec $K serve --host "${KECHUANG_HOST:-127.0.0.1}" --port "${KECHUANG_PORT:-8000}"
+$K serve --host "${KECHUANG_HOST:-127.0.0.1}" --port "${KECHUANG_PORT:-8000}"

@@ -137,3 +137,4 @@ def me(request: HttpRequest) -> dict[str, Any]:
 api.add_router("/enterprises", "kechuang.registry.api.router")
 api.add_router("/vouchers", "kechuang.vouchers.api.router")
 api.add_router("/calculator", "kechuang.calculator.api.router")
+api.add_router("/mianshen", "kechuang.calculator.api_runs.router")

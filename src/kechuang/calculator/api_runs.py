@@ -1,0 +1,157 @@
+"""免申即享 runs in the REST API (mounted at ``/api/mianshen``).
+
+Staff and admins start, read, review and confirm runs; auditors read them; an
+enterprise token reads and accepts only its own enterprise's offers. Every endpoint
+calls ``access_runs`` as the pages do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from kechuang.calculator import access_runs, selectors_runs, services_runs
+from kechuang.calculator.models_runs import MianshenResult, MianshenRun
+
+router = Router(tags=["mianshen"])
+
+
+class RunIn(Schema):
+    policies: list[str]
+    as_of: dt.date
+    scope: dict[str, str] = {}
+
+
+class RunOut(Schema):
+    id: int
+    policies: list[str]
+    as_of: dt.date
+    scope: dict[str, str]
+    status: str
+    step: str
+    steps_done: int
+    steps_total: int
+    facts_count: int
+    facts_hash: str
+    policy_hashes: dict[str, str]
+    parameters: dict[str, Any]
+    error: str
+    duration_ms: int | None = None
+    summary: list[dict[str, Any]] = []
+
+
+class ResultOut(Schema):
+    id: int
+    credit_code: str
+    policy_id: str
+    verdict: str
+    benefit: Decimal | None
+    payable: Decimal | None
+    stacking_note: str
+    missing_fields: list[str]
+    excluded: bool
+    exclusion_reason: str
+    outputs: dict[str, Any]
+
+
+class ExcludeIn(Schema):
+    reason: str
+
+
+class AcceptIn(Schema):
+    bank_name: str
+    bank_account: str
+
+
+class OfferOut(Schema):
+    id: int
+    policy_id: str
+    amount: Decimal
+    status: str
+    as_of: dt.date
+
+
+def _run_out(run: MianshenRun) -> dict[str, Any]:
+    out = {f: getattr(run, f) for f in RunOut.model_fields if hasattr(run, f) and f != "summary"}
+    out["id"] = run.pk
+    out["summary"] = [
+        {**s, "counts": dict(s["counts"]), "payable": str(s["payable"])}
+        for s in selectors_runs.run_summary(run)
+    ]
+    return out
+
+
+@router.post("/runs", response={201: RunOut}, summary="Queue a 免申即享 run")
+def run_start(request: HttpRequest, payload: RunIn):
+    access_runs.require_manage(request.user)
+    run = services_runs.mianshen_run_start(
+        policies=payload.policies, as_of=payload.as_of, scope=payload.scope, actor=request.user
+    )
+    run.refresh_from_db()
+    return 201, _run_out(run)
+
+
+@router.get("/runs/{run_id}", response=RunOut, summary="A run: progress, what it read, summary")
+def run_get(request: HttpRequest, run_id: int):
+    access_runs.require_view(request.user)
+    services_runs.mianshen_runs_mark_interrupted()
+    return _run_out(get_object_or_404(MianshenRun, pk=run_id))
+
+
+@router.get("/runs/{run_id}/results", response=list[ResultOut], summary="A run's results")
+def run_results(
+    request: HttpRequest, run_id: int, policy: str = "", verdict: str = "", offset: int = 0,
+    limit: int = 500,
+):
+    access_runs.require_view(request.user)
+    run = get_object_or_404(MianshenRun, pk=run_id)
+    qs = selectors_runs.run_results(run, policy=policy, verdict=verdict)[offset : offset + min(limit, 5000)]
+    return [
+        {
+            "id": r.pk, "credit_code": r.credit_code, "policy_id": r.policy_id, "verdict": r.verdict,
+            "benefit": r.benefit, "payable": r.payable, "stacking_note": r.stacking_note,
+            "missing_fields": [f for f in r.missing_fields.split(",") if f],
+            "excluded": r.excluded, "exclusion_reason": r.exclusion_reason,
+            "outputs": selectors_runs.result_outputs(run, r),
+        }
+        for r in qs
+    ]
+
+
+@router.post("/runs/{run_id}/results/{result_id}/exclude", response=dict, summary="Exclude with a reason")
+def run_exclude(request: HttpRequest, run_id: int, result_id: int, payload: ExcludeIn):
+    access_runs.require_manage(request.user)
+    result = get_object_or_404(MianshenResult, pk=result_id, run_id=run_id)
+    result = services_runs.mianshen_result_exclude(result=result, reason=payload.reason, actor=request.user)
+    return {"id": result.pk, "excluded": result.excluded}
+
+
+@router.post("/runs/{run_id}/confirm", response=dict, summary="Confirm: offers, notices, emails")
+def run_confirm(request: HttpRequest, run_id: int):
+    access_runs.require_manage(request.user)
+    offers = services_runs.mianshen_run_confirm(run=get_object_or_404(MianshenRun, pk=run_id), actor=request.user)
+    return {"offers": len(offers)}
+
+
+@router.get("/offers", response=list[OfferOut], summary="The caller's enterprise's offers")
+def offers(request: HttpRequest):
+    if not access_runs.roles.has_ability(request.user, "own_enterprise"):
+        return []
+    return [
+        {"id": o.pk, "policy_id": o.policy_id, "amount": o.amount, "status": o.status, "as_of": o.run.as_of}
+        for o in selectors_runs.offers_for_enterprise(request.user.enterprise_id)
+    ]
+
+
+@router.post("/offers/{offer_id}/accept", response=dict, summary="意愿确认 with the bank account")
+def offer_accept(request: HttpRequest, offer_id: int, payload: AcceptIn):
+    offer = access_runs.offer_for_enterprise_user(request.user, offer_id)
+    record = services_runs.mianshen_offer_accept(
+        offer=offer, bank_name=payload.bank_name, bank_account=payload.bank_account, actor=request.user
+    )
+    return {"benefit_record": record.pk, "amount": str(record.amount), "status": record.status}
