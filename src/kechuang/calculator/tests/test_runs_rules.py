@@ -1,0 +1,164 @@
+"""Stacking (不得重复享受), needs_data, interrupted runs, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from kechuang.accounts.models import Role
+from kechuang.calculator.models_runs import MianshenResult, MianshenRun, Notification
+from kechuang.calculator.services_runs import (
+    STALE_AFTER,
+    mianshen_result_exclude,
+    mianshen_run_confirm,
+    mianshen_run_start,
+    mianshen_runs_mark_interrupted,
+)
+from kechuang.registry.models import Certification
+from kechuang.testing import make_user
+
+AS_OF = dt.date(2025, 6, 30)
+HTE = "district_hte_first_reward"
+GIANT = "district_little_giant_match"
+
+
+def run_now(capture, policies, actor, **kwargs) -> MianshenRun:
+    with capture(execute=True):
+        run = mianshen_run_start(policies=policies, as_of=AS_OF, actor=actor, **kwargs)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    return run
+
+
+@pytest.fixture
+def alice_both(alice_corp):
+    """Alice's company was first recognised as 高企 last year and as a Little Giant this year."""
+    Certification.objects.create(
+        enterprise=alice_corp, kind="hte", number="GR202431000001", valid_from=dt.date(2024, 11, 1),
+        valid_to=dt.date(2027, 10, 31),
+    )
+    Certification.objects.create(
+        enterprise=alice_corp, kind="little_giant", number="XJR2025-001",
+        valid_from=dt.date(2025, 3, 1),
+    )
+    return alice_corp
+
+
+@pytest.mark.django_db
+def test_a_run_never_pays_both_where_stacking_forbids_it(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    run = run_now(django_capture_on_commit_callbacks, [HTE, GIANT], staff_zhang)
+    hte = run.results.get(credit_code=alice_both.credit_code, policy_id=HTE)
+    giant = run.results.get(credit_code=alice_both.credit_code, policy_id=GIANT)
+    assert hte.verdict == giant.verdict == "eligible"
+    assert hte.benefit > 0 and giant.benefit > 0
+    higher, lower = (giant, hte) if giant.benefit >= hte.benefit else (hte, giant)
+    assert higher.payable == higher.benefit
+    assert lower.payable == 0
+    assert "不得重复享受" in lower.stacking_note and higher.policy_id in lower.stacking_note
+
+    # Staff exclude the higher one: the other becomes payable, never both.
+    mianshen_result_exclude(result=higher, reason="另案处理", actor=staff_zhang)
+    lower.refresh_from_db()
+    assert lower.payable == lower.benefit and lower.stacking_note == ""
+    offers = mianshen_run_confirm(run=run, actor=staff_zhang)
+    assert [o.policy_id for o in offers if o.enterprise_id == alice_both.pk] == [lower.policy_id]
+
+
+@pytest.mark.django_db
+def test_needs_data_names_the_facts_and_the_next_run_picks_them_up(
+    bob_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    Certification.objects.create(
+        enterprise=bob_corp, kind="hte", number="GR202431000002", valid_from=dt.date(2024, 12, 1),
+        valid_to=dt.date(2027, 11, 30),
+    )
+    bob = make_user("ent_bob_finance", Role.ENTERPRISE, bob_corp)
+    first = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    result = first.results.get(credit_code=bob_corp.credit_code)
+    assert result.verdict == "needs_data"
+    assert "in_serious_dishonesty_list" in result.missing_fields
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_confirm(run=first, actor=staff_zhang)
+    notice = Notification.objects.get(user=bob)
+    assert "in_serious_dishonesty_list" in notice.body
+    assert f"/registry/{bob_corp.credit_code}/" in notice.url
+
+    # The commission checks the credit lists: nothing found.
+    bob_corp.compliance_checked = True
+    bob_corp.save()
+    second = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    result = second.results.get(credit_code=bob_corp.credit_code)
+    assert result.verdict == "eligible" and result.payable > 0
+
+
+@pytest.mark.django_db
+def test_an_interrupted_run_is_shown_and_can_be_resumed(
+    client, alice_both, bob_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    run = run_now(django_capture_on_commit_callbacks, [HTE, GIANT], staff_zhang)
+    kept = {r.pk for r in run.results.filter(policy_id=HTE)}
+    # The worker died while computing the second policy.
+    run.results.filter(policy_id=GIANT).delete()
+    MianshenRun.objects.filter(pk=run.pk).update(
+        status=MianshenRun.Status.RUNNING, policies_done=[HTE], step=f"policy {GIANT}",
+        heartbeat_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1),
+    )
+    assert mianshen_runs_mark_interrupted() == 1
+    client.force_login(staff_zhang)
+    page = client.get(f"/calculator/runs/{run.pk}/").content.decode()
+    assert 'data-status="interrupted"' in page and "run-resume" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/calculator/runs/{run.pk}/resume/")
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE
+    assert {r.pk for r in run.results.filter(policy_id=HTE)} == kept, "stored policies are kept"
+    assert run.results.filter(policy_id=GIANT).count() == 2
+
+    # Restart recomputes everything.
+    MianshenRun.objects.filter(pk=run.pk).update(status=MianshenRun.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/calculator/runs/{run.pk}/restart/")
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE
+    assert not ({r.pk for r in run.results.filter(policy_id=HTE)} & kept)
+
+
+@pytest.mark.django_db
+def test_a_running_run_cannot_be_resumed_twice(
+    alice_both, staff_zhang, django_capture_on_commit_callbacks, settings
+):
+    from kechuang.calculator.services_runs import mianshen_run_resume
+    from kechuang.errors import KechuangError
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+    MianshenRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
+    with pytest.raises(KechuangError):
+        mianshen_run_resume(run=run, actor=staff_zhang)
+
+
+@pytest.mark.django_db
+def test_cli_runs_inline_and_exports(alice_both, tmp_path, capsys):
+    out = tmp_path / "run.xlsx"
+    call_command("mianshen", "run", "--policies", f"{HTE},{GIANT}", "--as-of", "2025-06-30", "--inline")
+    text = capsys.readouterr().out
+    assert "done" in text and HTE in text
+    run = MianshenRun.objects.get()
+    assert MianshenResult.objects.filter(run=run).count() == 2
+    call_command("mianshen", "status", str(run.pk))
+    call_command("mianshen", "export", str(run.pk), str(out))
+    assert out.stat().st_size > 0
+
+
+@pytest.mark.django_db
+def test_cli_refuses_an_unknown_policy(alice_corp):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="nope"):
+        call_command("mianshen", "run", "--policies", "nope", "--as-of", "2025-06-30", "--inline")
