@@ -46,14 +46,21 @@ def reform_parameters(policy_id: str, as_of: dt.date) -> list[dict[str, Any]]:
 
 
 def reform_create(
-    *, policy_id: str, name: str, overrides: dict[str, str], actor: User | None, note: str = ""
+    *,
+    policy_id: str,
+    name: str,
+    overrides: dict[str, str],
+    actor: User | None,
+    as_of: dt.date | None = None,
+    note: str = "",
 ) -> Reform:
     """A reform of one policy; only the parameters that differ are kept as overrides."""
     runs.check_policies([policy_id])
     name = (name or "").strip()
     if not name:
         raise KechuangError("请填写名称 / name required", field="name")
-    current = {p["name"]: p["value"] for p in reform_parameters(policy_id, dt.date.today())}
+    as_of = as_of or dt.date.today()
+    current = {p["name"]: p["value"] for p in reform_parameters(policy_id, as_of)}
     changed = {}
     for key, text in overrides.items():
         text = (text or "").strip()
@@ -69,7 +76,7 @@ def reform_create(
     if not changed:
         raise KechuangError("没有修改任何参数 / no parameter changed", field="overrides")
     # Fails now, not in the worker, if a value cannot apply.
-    runs.policy_with_overrides(get_policy(policy_id), changed, dt.date.today())
+    runs.policy_with_overrides(get_policy(policy_id), changed, as_of)
     with transaction.atomic():
         reform = Reform.objects.create(
             name=name, policy_id=policy_id, overrides=changed, note=note, created_by=actor

@@ -271,7 +271,7 @@ def reforms_list(request: HttpRequest) -> HttpResponse:
         try:
             reform = reforms.reform_create(
                 policy_id=policy_id, name=request.POST.get("name", ""), overrides=overrides,
-                note=request.POST.get("note", ""), actor=request.user,
+                note=request.POST.get("note", ""), actor=request.user, as_of=as_of,
             )
             reforms.reform_run(reform=reform, as_of=as_of, actor=request.user)
         except KechuangError as e:
@@ -347,5 +347,6 @@ def reform_chart(request: HttpRequest, reform_id: int) -> HttpResponse:
     comparison = reforms.reform_comparison(run) if run else None
     if comparison is None:
         raise Http404()
-    png = reforms.reform_chart_png(comparison, f"{reform.policy_id}: {reform.name}")
+    # The title stays ASCII: the server's matplotlib may have no CJK font.
+    png = reforms.reform_chart_png(comparison, f"{reform.policy_id}, reform #{reform.pk}")
     return HttpResponse(png, content_type="image/png")
