@@ -10,7 +10,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -313,7 +316,8 @@ def iter_tables(
             # Enterprises first, so that the other sheets can refer to new ones.
             for entity in [s.entity for s in SHEETS if s.entity in found]:
                 target, title, path = found[entity]
-                table = _read_table(errors, target, title, wb.rows(path), progress)
+                rows = xlsx.prefetched_rows(file, path) if _prefetch() else wb.rows(path)
+                table = _read_table(errors, target, title, _guarded(rows, errors, title), progress)
                 if table is not None:
                     yield table
         finally:
@@ -345,6 +349,31 @@ def iter_tables(
         errors.append(
             RowError(filename, 0, "", "", "仅支持 .xlsx 和 .csv / only .xlsx and .csv files")
         )
+
+
+def _guarded(rows: Iterator[tuple], errors: list[RowError], title: str) -> Iterator[tuple]:
+    """The rows of a sheet; a sheet that turns out unreadable half-way becomes a reported
+    problem (so nothing is written) instead of an exception."""
+    try:
+        yield from rows
+    except (xlsx.XlsxError, ValueError, IndexError) as exc:
+        errors.append(
+            RowError(title, 0, "", "", f"工作表无法读取 / the sheet cannot be read: {exc}")
+        )
+
+
+def _prefetch() -> bool:
+    """Read sheets in a child process (xlsx.prefetched_rows) when there is a
+    second core to run it; KECHUANG_IMPORT_PREFETCH=0 turns it off."""
+    if os.getenv("KECHUANG_IMPORT_PREFETCH", "1") == "0":
+        return False
+    # Forking a threaded process (a web server) can copy a lock another thread
+    # holds and hang the child: only the single-threaded CLI forks.
+    return (
+        (os.cpu_count() or 1) > 1
+        and threading.active_count() == 1
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
 
 
 def _chain(first: list, rest: Iterable) -> Iterator:

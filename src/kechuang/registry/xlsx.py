@@ -13,6 +13,7 @@ through a binary float); cells with a date format become ``datetime.date``.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import posixpath
 import re
 import zipfile
@@ -235,3 +236,54 @@ class Workbook:
                     yield tuple(self._cells(body))
                 if not chunk:
                     return
+
+
+def prefetched_rows(source: Any, path: str, *, batch: int = 2000) -> Iterator[tuple]:
+    """``Workbook(source).rows(path)``, read by a child process while the
+    caller checks and writes the rows it has already received.
+
+    Reading cells is about half of an import's time and checking them the
+    other half, so on a machine with two cores this pipeline roughly halves
+    the wall time. The child only reads the file; it never touches the
+    database connection it inherits (it leaves with ``os._exit``). Only one
+    process reads the file at a time: the parent waits for rows meanwhile."""
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_produce, args=(source, path, sender, batch), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise XlsxError("the reading process stopped unexpectedly") from None
+            if message is None:
+                return
+            if isinstance(message, str):
+                raise XlsxError(message)
+            yield from message
+    finally:
+        receiver.close()
+        child.join(timeout=5)
+        if child.is_alive():
+            child.terminate()
+
+
+def _produce(source: Any, path: str, sender: Any, batch: int) -> None:
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        wb = Workbook(source)
+        rows: list[tuple] = []
+        for row in wb.rows(path):
+            rows.append(row)
+            if len(rows) >= batch:
+                sender.send(rows)
+                rows = []
+        sender.send(rows)
+        sender.send(None)
+    except Exception as exc:  # reported to the parent, which raises it as XlsxError
+        sender.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        sender.close()

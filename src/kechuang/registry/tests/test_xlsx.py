@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from kechuang.registry.xlsx import Workbook, XlsxError
+from kechuang.registry.xlsx import Workbook, XlsxError, prefetched_rows
 
 MAIN = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -43,7 +43,7 @@ def excel_like_file() -> io.BytesIO:
         )
         z.writestr(
             "xl/worksheets/sheet1.xml",
-            f"<worksheet {MAIN}><dimension ref=\"A1:E4\"/><sheetData>"
+            f'<worksheet {MAIN}><dimension ref="A1:E4"/><sheetData>'
             '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="C1" t="s"><v>2</v></c></row>'
             '<row r="3"><c r="A3" t="s"><v>1</v></c><c r="B3" s="1"><v>44927</v></c>'
             '<c r="C3" s="2"><v>1200000.0999999999</v></c><c r="D3" s="3"><v>45292</v></c>'
@@ -77,3 +77,15 @@ def test_it_reads_shared_strings_dates_and_numbers_as_excel_shows_them():
 def test_a_file_that_is_not_a_workbook_is_refused():
     with pytest.raises(XlsxError):
         Workbook(io.BytesIO(b"name,code\n"))
+
+
+def test_the_reader_in_a_child_process_gives_the_same_rows_in_order():
+    source = excel_like_file()
+    wb = Workbook(source)
+    ((_title, path),) = wb.sheets
+    assert list(prefetched_rows(source, path, batch=2)) == list(wb.rows(path))
+
+
+def test_a_sheet_the_child_process_cannot_read_is_an_error_not_a_hang():
+    with pytest.raises(XlsxError):
+        list(prefetched_rows(excel_like_file(), "xl/worksheets/missing.xml"))
