@@ -315,6 +315,20 @@ def program_statistics(
     return selectors.program_statistics(_program(request, pk), date_from, date_to)
 
 
+class BudgetAdjustIn(Schema):
+    delta: str
+    reason: str
+    idempotency_key: str
+
+
+@router.post("/programs/{pk}/budget", response=ProgramOut, summary="Adjust the budget (staff)")
+def program_budget_adjust(request: HttpRequest, pk: int, payload: BudgetAdjustIn) -> Any:
+    access.require_staff(request.user)
+    return services.program_budget_adjust(
+        program=_program(request, pk), actor=request.user, **payload.dict()
+    )
+
+
 @router.post(
     "/programs/{pk}/expire",
     response=ExpireOut,

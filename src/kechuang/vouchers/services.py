@@ -176,6 +176,58 @@ def program_create(
     return program
 
 
+def program_budget_adjust(
+    *, program: Program, delta: Any, actor: Any, idempotency_key: str, reason: str
+) -> Program:
+    """Add to (追加) or take back from the program's budget. An increase posts
+    appropriation → unallocated; a decrease posts it back, and only out of money
+    not yet issued (the ledger refuses to take unallocated below zero)."""
+    access.require_staff(actor)
+    if not reason.strip():
+        raise KechuangError("调整预算须说明理由 / a budget adjustment needs a reason", "reason")
+    text = str(delta).strip()
+    negative = text.startswith("-")
+    amount = amount_in(text[1:] if negative else text, "delta")
+    req = ledger.request_hash(
+        {"op": "program_budget_adjust", "program": program.pk, "delta": text, "reason": reason}
+    )
+    if ledger.find(idempotency_key, req) is not None:
+        return Program.objects.get(pk=program.pk)
+    with transaction.atomic():
+        # Two adjustments at once would each write budget = old + delta from the
+        # same old value; the row lock makes the second read the first's result.
+        program = Program.objects.select_for_update().get(pk=program.pk)
+        if ledger.find(idempotency_key, req) is not None:
+            return program
+        appropriation = _account(program, LedgerAccount.Kind.APPROPRIATION)
+        unallocated = unallocated_account(program)
+        legs = (
+            [ledger.debit(appropriation, amount), ledger.credit(unallocated, amount)]
+            if negative
+            else [ledger.debit(unallocated, amount), ledger.credit(appropriation, amount)]
+        )
+        tx = ledger.post(
+            legs=legs,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            req_hash=req,
+            memo=f"预算调整 / budget adjusted by {'-' if negative else '+'}{amount}",
+        )
+        before = program.budget
+        program.budget = before - amount if negative else before + amount
+        program.save(update_fields=["budget"])
+        audit_record(
+            actor=actor,
+            action="voucher.program_budget_adjust",
+            obj_type="voucher_program",
+            obj_id=program.pk,
+            before={"budget": before},
+            after={"budget": program.budget, "transaction": tx.pk},
+            note=reason.strip(),
+        )
+    return program
+
+
 def _program_open(program: Program, today: dt.date) -> None:
     if program.expired_at is not None or today > program.valid_until:
         raise KechuangError("项目已过有效期 / the program has expired", "program")

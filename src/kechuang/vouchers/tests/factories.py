@@ -9,13 +9,14 @@ import itertools
 from decimal import Decimal
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from kechuang.accounts.models import Role
 from kechuang.testing import credit_code, make_user
 from kechuang.vouchers import services
 from kechuang.vouchers.models import Institution, Offering, Program, ServiceCategory
 
-TODAY = dt.date.today()
+TODAY = timezone.localdate()  # the services' "today" (Asia/Shanghai), not the host's date
 ELIGIBLE = {"registered_in_shanghai": True, "is_tsme": True}
 PDF = b"%PDF-1.7\n% delivery report\n"
 _keys = itertools.count(1)
