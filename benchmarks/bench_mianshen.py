@@ -1,11 +1,12 @@
-"""Benchmark: a 免申即享 run of every policy pack over the registry, end to end.
+"""Benchmark: a 免申即享 run of all packs over the registry, end to end.
 
     .venv/bin/python benchmarks/bench_mianshen.py [--count 100000] [--runs 5]
         [--database-url postgres://postgres@127.0.0.1:5432/kc_mianshen_bench] [--worker]
+        [--policies mianshen|all|id,id…]
 
 Creates the database if needed and fills it once with the demo district of ``--count``
 enterprises (deterministic; reused by later runs). Then, ``--runs`` times: a run of all
-policies as of ``--as-of`` is started through ``mianshen_run_start`` (what the page's
+免申即享 packs (or ``--policies all``: every policy file) as of ``--as-of`` is started through ``mianshen_run_start`` (what the page's
 button calls) and timed until its results are stored and its status is ``done``:
 facts materialised, hashed, every policy's compiled SQL ``INSERT … SELECT``-ed into the
 results table, stacking applied. By default the task executes in this process right
@@ -33,6 +34,12 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/kc_mianshen_bench"
     )
     parser.add_argument("--worker", action="store_true", help="through a db_worker subprocess")
+    parser.add_argument(
+        "--policies",
+        default="mianshen",
+        help="'mianshen': the 免申即享 packs (policies with a benefit amount); 'all': every "
+        "policy file; or comma-separated ids",
+    )
     args = parser.parse_args()
     if args.database_url.startswith("postgres"):
         _create_database(args.database_url)
@@ -47,6 +54,7 @@ def main() -> None:
     from django.test.utils import override_settings
 
     from kechuang.calculator.models_runs import MianshenRun
+    from kechuang.calculator.runs import mianshen_policy_ids
     from kechuang.calculator.services_runs import mianshen_run_execute, mianshen_run_start
     from kechuang.registry.demo import demo_build
     from kechuang.registry.models import Enterprise
@@ -60,7 +68,12 @@ def main() -> None:
         print(f"built {args.count} enterprises in {time.perf_counter() - t:.0f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give
-    ids = policy_ids()
+    if args.policies == "mianshen":
+        ids = mianshen_policy_ids()
+    elif args.policies == "all":
+        ids = policy_ids()
+    else:
+        ids = args.policies.split(",")
     worker = None
     if args.worker:
         worker = subprocess.Popen(

@@ -91,7 +91,7 @@ class MianshenRun(models.Model):
     columns = models.JSONField(default=dict, blank=True)
     #: policy id -> the output path of its benefit amount, if it has one.
     benefit_outputs = models.JSONField(default=dict, blank=True)
-    facts_hash = models.CharField(max_length=64, blank=True, default="")
+    facts_hash = models.CharField(max_length=80, blank=True, default="")
     facts_count = models.PositiveIntegerField(default=0)
     #: Policies whose results are stored (a resumed run skips them).
     policies_done = models.JSONField(default=list, blank=True)

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from kechuang.calculator import access_runs, selectors_runs, services_runs
+from kechuang.calculator import access_runs, runs, selectors_runs, services_runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun
 from kechuang.errors import KechuangError
 from kechuang.registry.selectors import enterprise_streets
@@ -48,9 +48,7 @@ class RunStartForm(forms.Form):
         self.fields["street"].choices = [("", _("全部"))] + [(s, s) for s in enterprise_streets()]
         if not self.is_bound:
             self.initial.setdefault("as_of", dt.date.today())
-            self.initial.setdefault(
-                "policies", [p for p in policy_ids() if p.startswith("district_")] or policy_ids()
-            )
+            self.initial.setdefault("policies", runs.mianshen_policy_ids() or policy_ids())
 
     def scope(self) -> dict[str, str]:
         return {k: self.cleaned_data.get(k) or "" for k in services_runs.SCOPE_KEYS}
