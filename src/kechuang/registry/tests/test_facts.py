@@ -300,3 +300,7 @@ def test_the_facts_sql_is_one_select_that_embeds_as_a_subquery(db):
     sql = enterprise_facts_as_of(as_of=AS_OF)
     assert sql.lstrip().upper().startswith("SELECT")
     assert ";" not in sql
+
+
+def test_an_empty_list_of_enterprises_gives_no_rows(alice_corp):
+    assert enterprise_facts_rows(as_of=AS_OF, enterprise_ids=[]) == []

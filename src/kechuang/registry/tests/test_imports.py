@@ -252,3 +252,14 @@ def test_an_export_can_be_limited_to_one_street(db, tmp_path):
     path = tmp_path / "street.xlsx"
     counts = registry_export(out=path, filters={"street": street})
     assert counts["enterprises"] == Enterprise.objects.filter(street=street).count() < 60
+
+
+def test_the_export_command_writes_the_filtered_registry(db, tmp_path, capsys):
+    demo_build(count=40)
+    path = tmp_path / "software.xlsx"
+    call_command("export", str(path), industry="65")
+    out = capsys.readouterr().out
+    sheets = load_workbook(path, read_only=True).sheetnames
+    assert sheets == ["企业", "年度财务", "知识产权", "资质"]
+    software = Enterprise.objects.filter(industry_code__startswith="65").count()
+    assert f"{software} enterprises" in out and 0 < software < 40
