@@ -180,7 +180,7 @@ def generate(
             industry_restricted_or_eliminated=None if incomplete else rng.random() < 0.01,
             standards_participation=None if rng.random() < 0.5 else rng.random() < 0.1,
             is_ic_or_machine_tool_enterprise=sector == "ic_design"
-            or e_is_machine_tool(industry_codes, rng),
+            or _machine_tool_flag(industry_codes, rng),
             ip_surveyed=None if incomplete else (index < 2 or rng.random() < 0.9),
             compliance_checked=None if incomplete else rng.random() < 0.95,
         )
@@ -359,7 +359,7 @@ def generate(
         yield records
 
 
-def e_is_machine_tool(industry_codes: tuple[str, ...], rng: random.Random) -> bool | None:
+def _machine_tool_flag(industry_codes: tuple[str, ...], rng: random.Random) -> bool | None:
     # 3421 金属切削机床制造 is the one machine-tool class the demo uses.
     return True if "3421" in industry_codes and rng.random() < 0.2 else None
 
