@@ -89,3 +89,15 @@ def test_every_posting_is_in_the_audit_log(prog, staff_zhang):
     entry = AuditLog.objects.get(action="voucher.ledger_post")
     assert entry.actor == staff_zhang
     assert entry.after["legs"][0]["amount"] == "1000000.00"
+
+
+def test_ledger_rows_cannot_be_edited_in_the_database(prog):
+    from django.db import DatabaseError, transaction
+
+    entry = LedgerEntry.objects.first()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        LedgerEntry.objects.filter(pk=entry.pk).update(amount=Decimal("1.00"))
+    with pytest.raises(DatabaseError), transaction.atomic():
+        LedgerTransaction.objects.filter(pk=entry.transaction_id).update(memo="edited")
+    entry.refresh_from_db()
+    assert entry.amount == prog.budget
