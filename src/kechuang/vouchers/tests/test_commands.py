@@ -46,3 +46,15 @@ def test_vouchers_check_reports_a_consistent_ledger(prog):
     out = StringIO()
     call_command("vouchers_check", stdout=out)
     assert "ok" in out.getvalue()
+
+
+def test_vouchers_demo_builds_a_program_once(staff_zhang, inst_lab, ent_alice, ent_bob):
+    from kechuang.vouchers.models import Claim, Program
+
+    call_command("vouchers_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("vouchers_demo", stdout=out)
+    assert "already present" in out.getvalue()
+    program = Program.objects.get()
+    assert selectors.budget_identity_holds(program)
+    assert Claim.objects.get().status == "submitted"
