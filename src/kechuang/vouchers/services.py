@@ -728,7 +728,7 @@ def order_voucher_apply(
         # and serialize every order of the program behind one lock.
         order = (
             ServiceOrder.objects.select_for_update(of=("self",))
-            .select_related("program", "institution", "offering")
+            .select_related("program", "institution", "offering", "enterprise")
             .get(pk=order.pk)
         )
         program = order.program
@@ -752,7 +752,10 @@ def order_voucher_apply(
             raise KechuangError(
                 "没有可用的券额度或年度上限已用完 / no quota or annual cap left", "order"
             )
-        committed = _account(program, LedgerAccount.Kind.COMMITTED, order=order)
+        # The order is locked and still a draft, so it has no commitment account yet.
+        committed = LedgerAccount.objects.create(
+            program=program, kind=LedgerAccount.Kind.COMMITTED, order=order
+        )
         tx = ledger.post(
             legs=[ledger.debit(committed, subsidy), ledger.credit(quota, subsidy)],
             idempotency_key=idempotency_key,
