@@ -105,11 +105,23 @@ class MianshenRun(models.Model):
 
 
 class MianshenResult(models.Model):
-    """One policy's decision about one enterprise in one run."""
+    """One policy's decision about one enterprise in one run.
 
-    run = models.ForeignKey(MianshenRun, on_delete=models.CASCADE, related_name="results")
+    A run inserts its results with one ``INSERT … SELECT`` per policy (100,000 rows
+    each). The two foreign keys have no database constraint: per-row referential checks
+    cost a second per policy on PostgreSQL, and the rows cannot dangle: the insert joins
+    the enterprise table and names the run it has locked; Django still enforces
+    ``PROTECT`` and ``CASCADE`` on deletes. Offers and benefit records keep theirs."""
+
+    run = models.ForeignKey(
+        MianshenRun,
+        on_delete=models.CASCADE,
+        related_name="results",
+        db_constraint=False,
+        db_index=False,  # the unique constraint's first column
+    )
     enterprise = models.ForeignKey(
-        "registry.Enterprise", on_delete=models.PROTECT, related_name="+"
+        "registry.Enterprise", on_delete=models.PROTECT, related_name="+", db_constraint=False
     )
     credit_code = models.CharField(max_length=18)
     policy_id = models.CharField(max_length=64)

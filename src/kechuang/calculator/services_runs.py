@@ -271,9 +271,14 @@ def apply_stacking(run: MianshenRun) -> int:
         if r.other in run.policies
     ]
     base = MianshenResult.objects.filter(run=run)
-    # Start from what each policy alone would pay.
-    base.update(payable=None, stacking_note="")
-    base.filter(verdict="eligible", excluded=False, benefit__gt=0).update(payable=_F("benefit"))
+    # Start from what each policy alone would pay, touching only the rows that differ
+    # (a run has hundreds of thousands of results; a few are stacked or excluded).
+    paid = Q(verdict="eligible", excluded=False, benefit__gt=0)
+    base.exclude(stacking_note="").update(stacking_note="")
+    base.filter(paid).filter(Q(payable__isnull=True) | ~Q(payable=_F("benefit"))).update(
+        payable=_F("benefit")
+    )
+    base.exclude(paid).filter(payable__isnull=False).update(payable=None)
     if not rules:
         return 0
     involved = {r.policy for r in rules} | {r.other for r in rules}
