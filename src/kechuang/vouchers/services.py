@@ -57,15 +57,13 @@ def _today(today: dt.date | None) -> dt.date:
 
 def amount_in(value: Any, field: str = "amount") -> Decimal:
     """A positive yuan amount with at most two decimals, or a clear refusal."""
-    try:
-        amount = parse_yuan(value, field=field)
-    except KechuangError:
-        raise
+    amount = parse_yuan(value, field=field)
     if amount is None:
         raise KechuangError("请填写金额 / an amount is required", field)
     if amount <= 0:
         raise KechuangError("金额须大于零 / the amount must be greater than zero", field)
     if amount >= Decimal("1e12"):
+        # DecimalField(max_digits=14, decimal_places=2) holds less than 10^12 yuan.
         raise KechuangError("金额过大 / the amount is too large", field)
     return amount
 
@@ -1067,7 +1065,6 @@ def settlement_batch_create(
 
 
 __all__ = [
-    "FEN",
     "amount_in",
     "claim_approve",
     "claim_reject",
@@ -1079,6 +1076,7 @@ __all__ = [
     "order_create",
     "order_deliver",
     "order_voucher_apply",
+    "program_budget_adjust",
     "program_create",
     "quota_approve",
     "quota_apply",
