@@ -449,6 +449,10 @@ def load_policy(path: str | Path) -> Policy:
                 raise r.fail(item, f"{where}: value must be a number or null", "value")
             if "article" not in item:
                 raise r.fail(item, f"{where}: each value must cite its article")
+            unknown = set(item) - {"from", "to", "value", "article", "note"}
+            if unknown:
+                # Usually an unquoted comma in a flow mapping cut the article in two.
+                raise r.fail(item, f"{where}: unknown key(s) {sorted(map(str, unknown))}")
             entries.append(
                 TimelineEntry(
                     start=start,

@@ -37,6 +37,9 @@ class Dialect:
     #: would copy the expressions of the layers below it, and the query tree grows
     #: exponentially (a PostgreSQL backend reached 23 GiB planning hte before this).
     cte_keyword: str = "AS MATERIALIZED"
+    #: Whether displayed ratios are rounded in exact integer arithmetic (SQLite's int64
+    #: would overflow on products of amounts, so it rounds a floating-point quotient).
+    exact_ratio_display: bool = True
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -80,6 +83,7 @@ DIALECTS: dict[str, Dialect] = {
         true="1",
         false="0",
         text_type="TEXT",
+        exact_ratio_display=False,
         to_decimal="(CAST({x} AS REAL) / {f})",
         float_type="REAL",
     ),

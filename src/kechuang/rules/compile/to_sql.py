@@ -476,6 +476,46 @@ class Compiler:
             return f"ROUND(CAST({x} AS NUMERIC), 6)"
         return f"ROUND({x}, 6)"
 
+    def ratio_out(self, node: exp.Expression) -> str:
+        """A displayed ratio rounded half-up to 6 decimals, computed exactly.
+
+        Floating point would be exact enough for ordinary ratios, but not for a huge one
+        (a tiny denominator), and the display must match the in-process explanation.
+        """
+        node = self.resolve(node)
+        if isinstance(node, exp.Case | exp.If):
+            if isinstance(node, exp.If):
+                ifs = [(node.this, node.args["true"])]
+                default = node.args.get("false")
+            else:
+                ifs = [(b.this, b.args["true"]) for b in node.args.get("ifs") or []]
+                default = node.args.get("default")
+            parts = [f"WHEN {self.cond(c)} THEN {self.ratio_out(v)}" for c, v in ifs]
+            tail = f" ELSE {self.ratio_out(default)}" if default is not None else ""
+            return f"(CASE {' '.join(parts)}{tail} END)"
+        if isinstance(node, exp.Null):
+            return "NULL"
+        if not isinstance(node, exp.Div):
+            s = self.expr(node)
+            if s.kind == "null":
+                return "NULL"
+            if s.scale > 6:
+                raise CompileError(f"a ratio output finer than 6 decimals: {node.sql()}")
+            return self.d.to_decimal.format(x=self.rescale(s, 6), s=6, f=10**6, inv="0.000001")
+        num, den = self.expr(node.left), self.expr(node.right)
+        if "null" in (num.kind, den.kind):
+            return "NULL"
+        if not self.d.exact_ratio_display:
+            return self.round6(self.expr(node).text)
+        # value * 10**6 = N * 10**(sd - sn + 6) / D, rounded half away from zero.
+        shift = den.scale - num.scale + 6
+        n = f"ABS({num.text})" + (f" * {10**shift}" if shift > 0 else "")
+        dd = f"ABS({den.text})" + (f" * {10**-shift}" if shift < 0 else "")
+        scaled = self.d.intdiv.format(a=f"(2 * {n} + {dd})", b=f"(2 * {dd})")
+        sign = f"(CASE WHEN ({num.text} < 0) = ({den.text} < 0) THEN 1 ELSE -1 END)"
+        value = self.d.to_decimal.format(x=f"({sign} * {scaled})", s=6, f=10**6, inv="0.000001")
+        return f"(CASE WHEN {den.text} = 0 THEN NULL ELSE {value} END)"
+
     def output_value(self, s: Sql, typ: str) -> str:
         if typ == "text" and s.kind == "num" and s.scale == 0:
             return self.text(s)
@@ -599,6 +639,9 @@ class Compiler:
                     )
                 out.append(f"{guard(' || '.join(parts) or chr(39) * 2)} AS {_ident(base)}")
                 columns[base] = (o.path, "list")
+            elif o.type == "ratio":
+                out.append(f"{guard(self.ratio_out(o.exprs[0].tree))} AS {_ident(base)}")
+                columns[base] = (o.path, "ratio")
             else:
                 s = self.expr(o.exprs[0].tree)
                 out.append(f"{guard(self.output_value(s, o.type))} AS {_ident(base)}")

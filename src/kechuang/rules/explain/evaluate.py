@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -280,11 +281,10 @@ def _shape(value: Any, typ: str) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if typ == "ratio":
+        # Exactly: half-up (away from zero) at 6 decimals, never through a binary float.
         f = Fraction(value)
-        d = (Decimal(f.numerator) / Decimal(f.denominator)).quantize(
-            Decimal("0.000001"), rounding=ROUND_HALF_UP
-        )
-        return float(d)
+        scaled = math.floor(abs(f) * 10**6 + Fraction(1, 2))
+        return float(Decimal(scaled if f >= 0 else -scaled).scaleb(-6))
     if typ == "text":
         return str(value)
     return _plain(value)
