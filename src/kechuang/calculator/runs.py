@@ -240,6 +240,12 @@ def facts_table(run_id: int) -> str:
     return f"kc_mianshen_facts_{int(run_id)}"
 
 
+def parallel_inserts() -> bool:
+    """Whether policies may be inserted on several connections at once: PostgreSQL, and
+    no transaction open here (other connections could not see its rows)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
 def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | None) -> int:
     """The run's facts rows in a temporary table of this connection; returns the count."""
     sql = enterprise_facts_as_of(as_of=as_of, enterprise_ids=enterprise_ids)
@@ -253,7 +259,9 @@ def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | N
                 f'CAST(facts."{name}" AS {PG_TYPES[typ]}) AS "{name}"'
                 for name, typ in COLUMN_TYPES.items()
             )
-            cur.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
+            # UNLOGGED, not TEMPORARY: the parallel inserts read it from other sessions.
+            kind = "UNLOGGED" if parallel_inserts() else "TEMPORARY"
+            cur.execute(f"CREATE {kind} TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
         else:
             cur.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT * FROM ({sql}) facts")
         cur.execute(f"SELECT count(*) FROM {table}")

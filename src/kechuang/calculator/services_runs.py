@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +41,9 @@ from kechuang.rules import get_policy
 log = logging.getLogger(__name__)
 
 SCOPE_KEYS = ("street", "industry_code", "certification")
+
+#: Policies inserted at the same time on PostgreSQL (each on its own connection).
+PARALLEL_INSERTS = 3
 
 #: A running run whose worker has not reported for this long is shown as interrupted.
 STALE_AFTER = dt.timedelta(seconds=120)
@@ -78,7 +83,7 @@ def mianshen_run_start(
             reform=reform,
             baseline=baseline,
             created_by=actor,
-            steps_total=len(ids) + 3,
+            steps_total=len(ids) + 4,
         )
         audit_record(
             actor=actor,
@@ -226,6 +231,7 @@ def _execute(run: MianshenRun) -> None:
 
     hashes, params, columns, benefits = {}, {}, {}, {}
     done = list(run.policies_done)
+    todo = []
     for pid in run.policies:
         policy = runs.resolve_policy(pid, overrides if pid == reform_policy else None, run.as_of)
         compiled = runs.compile_for_run(policy, run.as_of, run.pk)
@@ -235,35 +241,59 @@ def _execute(run: MianshenRun) -> None:
         columns[pid] = runs.column_spec(compiled)
         benefits[pid] = list(benefit) if benefit else None
         if pid not in done:
-            with transaction.atomic():
-                MianshenResult.objects.filter(run=run, policy_id=pid).delete()
-                runs.insert_results(run.pk, policy, compiled, benefit)
-                done.append(pid)
-                MianshenRun.objects.filter(pk=run.pk).update(policies_done=done)
-        run.steps_done += 1
-        _progress(
-            run,
-            f"policy {pid}",
-            policy_hashes=hashes,
-            parameters=params,
-            columns=columns,
-            benefit_outputs=benefits,
-        )
-    apply_stacking(run)
+            todo.append((pid, policy, compiled, benefit))
+    run.steps_done += 1
+    _progress(run, "compiled", policy_hashes=hashes, parameters=params, columns=columns,
+              benefit_outputs=benefits)
+    lock = threading.Lock()
+
+    def insert(pid, policy, compiled, benefit) -> None:
+        with transaction.atomic():
+            MianshenResult.objects.filter(run=run, policy_id=pid).delete()
+            runs.insert_results(run.pk, policy, compiled, benefit)
+        with lock:
+            # One writer of the progress fields at a time (threads share the run).
+            done.append(pid)
+            run.steps_done += 1
+            _progress(run, f"policy {pid}", policies_done=list(done))
+
+    if runs.parallel_inserts() and len(todo) > 1:
+        # PostgreSQL, outside any transaction: each policy on its own connection.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_INSERTS, len(todo))) as pool:
+            futures = [pool.submit(_in_thread, insert, *item) for item in todo]
+            for f in futures:
+                f.result()
+    else:
+        for item in todo:
+            insert(*item)
+    # A resumed run may hold results stacked before it stopped: reset those.
+    apply_stacking(run, fresh=len(done) == len(run.policies) and not run.policies_done)
     run.steps_done += 1
     now = timezone.now()
     _progress(run, "done", status=MianshenRun.Status.DONE, finished_at=now)
 
 
+def _in_thread(fn, *args) -> None:
+    from django.db import connection
+
+    try:
+        fn(*args)
+    finally:
+        connection.close()  # this thread's own connection
+
+
 # --------------------------------------------------------------------------- stacking
 
 
-def apply_stacking(run: MianshenRun) -> int:
+def apply_stacking(run: MianshenRun, *, fresh: bool = False) -> int:
     """Set each result's payable amount under the run's stacking rules (不得重复享受).
 
     Only eligible, not excluded results with a positive benefit are paid. Where a rule
     forbids paying two benefits, the one not paid (or the capped one) gets payable 0
-    (or the remainder) and a note citing the rule. Returns the results changed."""
+    (or the remainder) and a note citing the rule. Returns the results changed.
+
+    ``fresh``: the results were just inserted, each with its own benefit as payable and
+    no note, so there is nothing to reset first."""
     rules = [
         r
         for pid in run.policies
@@ -274,11 +304,12 @@ def apply_stacking(run: MianshenRun) -> int:
     # Start from what each policy alone would pay, touching only the rows that differ
     # (a run has hundreds of thousands of results; a few are stacked or excluded).
     paid = Q(verdict="eligible", excluded=False, benefit__gt=0)
-    base.exclude(stacking_note="").update(stacking_note="")
-    base.filter(paid).filter(Q(payable__isnull=True) | ~Q(payable=_F("benefit"))).update(
-        payable=_F("benefit")
-    )
-    base.exclude(paid).filter(payable__isnull=False).update(payable=None)
+    if not fresh:
+        base.exclude(stacking_note="").update(stacking_note="")
+        base.filter(paid).filter(Q(payable__isnull=True) | ~Q(payable=_F("benefit"))).update(
+            payable=_F("benefit")
+        )
+        base.exclude(paid).filter(payable__isnull=False).update(payable=None)
     if not rules:
         return 0
     involved = {r.policy for r in rules} | {r.other for r in rules}

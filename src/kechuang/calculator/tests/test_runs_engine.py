@@ -70,3 +70,19 @@ def test_rerunning_the_same_inputs_gives_the_same_results(
         )
 
     assert shape(first) == shape(second)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_outside_a_transaction_gives_the_same_results(staff_zhang, immediate_tasks):
+    """As the worker runs it: committed rows, so PostgreSQL inserts policies in parallel."""
+    demo_build(count=30)
+    ids = policy_ids()
+    run = mianshen_run_start(policies=ids, as_of=AS_OF, actor=staff_zhang)  # on_commit: now
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    assert sorted(run.policies_done) == sorted(ids)
+    stored = {(r.credit_code, r.policy_id): r.verdict for r in run.results.all()}
+    assert len(stored) == 30 * len(ids)
+    for row in enterprise_facts_rows(as_of=AS_OF):
+        for pid in ids:
+            assert stored[(row["entity_id"], pid)] == evaluate_flat(pid, row, AS_OF).verdict
