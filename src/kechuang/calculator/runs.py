@@ -146,6 +146,21 @@ def mianshen_policy_ids() -> list[str]:
     return [pid for pid in policy_ids() if benefit_output(get_policy(pid)) is not None]
 
 
+def missing_labels(policy_id: str, as_of: dt.date, missing_fields: str) -> list[str]:
+    """The facts a ``needs_data`` result lacks, as people read them: the policy's own
+    description of each input, with its path in the facts (``financials.2024.rd_expense``)."""
+    from kechuang.rules.facts import COLUMNS_BY_NAME
+
+    policy = get_policy(policy_id)
+    by_path = {
+        COLUMNS_BY_NAME[name].nested_path(as_of): inp.description.zh
+        for name, inp in policy.inputs.items()
+        if name in COLUMNS_BY_NAME
+    }
+    paths = [p for p in missing_fields.split(",") if p]
+    return [f"{by_path[p]}（{p}）" if p in by_path else p for p in paths]
+
+
 def benefit_output(policy: Policy) -> tuple[str, ...] | None:
     """The output path holding the policy's benefit amount, if it has one."""
     money = {o.path: o for o in policy.outputs if o.kind == "value" and o.type == "money"}

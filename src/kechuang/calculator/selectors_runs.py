@@ -149,7 +149,10 @@ def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
     )
     if run is None:
         return []
-    return list(run.results.filter(enterprise_id=enterprise_id, verdict="needs_data"))
+    results = list(run.results.filter(enterprise_id=enterprise_id, verdict="needs_data"))
+    for r in results:
+        r.missing_labels = runs.missing_labels(r.policy_id, run.as_of, r.missing_fields)
+    return results
 
 
 # --------------------------------------------------------------------------- export

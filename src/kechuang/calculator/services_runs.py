@@ -191,7 +191,7 @@ def mianshen_run_execute(*, run_id: int) -> MianshenRun:
         run.steps_done = 0
         run.save(update_fields=["status", "started_at", "heartbeat_at", "steps_done"])
     try:
-        _execute(run)
+        _execute(run, started)
     except Exception as e:  # the run must show why it failed; the worker logs the trace
         log.exception("mianshen run %s failed", run.pk)
         MianshenRun.objects.filter(pk=run.pk).update(
@@ -203,14 +203,10 @@ def mianshen_run_execute(*, run_id: int) -> MianshenRun:
     finally:
         runs.drop_facts(run.pk)
     run.refresh_from_db()
-    MianshenRun.objects.filter(pk=run.pk).update(
-        duration_ms=int((time.monotonic() - started) * 1000)
-    )
-    run.refresh_from_db()
     return run
 
 
-def _execute(run: MianshenRun) -> None:
+def _execute(run: MianshenRun, started: float) -> None:
     overrides = run.reform.overrides if run.reform_id else {}
     reform_policy = run.reform.policy_id if run.reform_id else None
     ids = None
@@ -270,7 +266,10 @@ def _execute(run: MianshenRun) -> None:
     apply_stacking(run, fresh=len(done) == len(run.policies) and not run.policies_done)
     run.steps_done += 1
     now = timezone.now()
-    _progress(run, "done", status=MianshenRun.Status.DONE, finished_at=now)
+    _progress(
+        run, "done", status=MianshenRun.Status.DONE, finished_at=now,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
 
 
 def _in_thread(fn, *args) -> None:
@@ -490,7 +489,8 @@ def _notify_needs_data(run: MianshenRun) -> None:
         ent = items[0].enterprise
         url = reverse("registry:enterprise_detail", args=[ent.credit_code])
         lines = [
-            f"- {_policy_title(r.policy_id)}：{r.missing_fields.rstrip(',').replace(',', '、') or '—'}"
+            f"- {_policy_title(r.policy_id)}："
+            + ("、".join(runs.missing_labels(r.policy_id, run.as_of, r.missing_fields)) or "—")
             for r in items
         ]
         body = (
