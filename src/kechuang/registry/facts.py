@@ -447,23 +447,27 @@ def facts_sql(*, as_of: dt.date, enterprise_ids: Iterable[int] | None = None, ve
 _SCALE = {"money": Decimal("0.01"), "number": Decimal("0.01"), "share": Decimal("1e-12")}
 
 
-def convert_row(values: Iterable[Any]) -> dict[str, Any]:
-    """Typed Python values for one result row: money as Decimal, booleans as bool.
+#: The columns SQLite returns in another type than the row's: decimals (int or
+#: float) and booleans (0/1). Counts and dates already come back as int.
+_CONVERTED = [
+    (name, typ) for name, typ in COLUMN_TYPES.items() if typ in ("money", "number", "share", "bool")
+]
 
-    SQLite returns decimals as int/float and booleans as 0/1; the text of the
-    float (its shortest repr) is the stored decimal, so no precision is lost
-    for amounts of up to 15 significant digits."""
-    row: dict[str, Any] = {}
-    for (name, typ), value in zip(COLUMN_TYPES.items(), values, strict=True):
+
+def convert_row(values: Iterable[Any]) -> dict[str, Any]:
+    """Typed Python values for one SQLite result row: money as Decimal, flags as bool.
+
+    SQLite returns decimals as int/float; the float's shortest repr is the
+    stored decimal, so no precision is lost for amounts of up to 15
+    significant digits."""
+    row = dict(zip(COLUMNS, values, strict=True))
+    for name, typ in _CONVERTED:
+        value = row[name]
         if value is None:
-            row[name] = None
-        elif typ in ("money", "number", "share"):
+            continue
+        if typ == "bool":
+            row[name] = bool(value)
+        else:
             number = value if isinstance(value, Decimal) else Decimal(repr(value))
             row[name] = number.quantize(_SCALE[typ])
-        elif typ == "bool":
-            row[name] = bool(value)
-        elif typ in ("count", "date"):
-            row[name] = int(value)
-        else:
-            row[name] = value
     return row
