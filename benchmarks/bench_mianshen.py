@@ -54,7 +54,7 @@ def main() -> None:
     from django.test.utils import override_settings
 
     from kechuang.calculator.models_runs import MianshenRun
-    from kechuang.calculator.runs import mianshen_policy_ids
+    from kechuang.calculator.runs import delete_results, mianshen_policy_ids
     from kechuang.calculator.services_runs import mianshen_run_execute, mianshen_run_start
     from kechuang.registry.demo import demo_build
     from kechuang.registry.models import Enterprise
@@ -85,7 +85,9 @@ def main() -> None:
     times = []
     try:
         for i in range(args.runs):
-            MianshenRun.objects.filter(reform__isnull=True, created_by__isnull=True).delete()
+            for old in MianshenRun.objects.filter(reform__isnull=True, created_by__isnull=True):
+                delete_results(old.pk)  # one statement; the ORM would load every row
+                old.delete()
             t = time.perf_counter()
             if worker is None:
                 with override_settings(

@@ -411,6 +411,26 @@ def insert_results(
         return cur.rowcount
 
 
+def delete_results(run_id: int, policy_id: str | None = None) -> int:
+    """Delete a run's stored results (one policy's, or all) with one statement.
+
+    Only for a run that has made no offer (an unconfirmed run): the ORM's cascade
+    collector would load every one of 100,000s of rows to check for offers first."""
+    from kechuang.calculator.models_runs import MianshenOffer, MianshenResult
+
+    if MianshenOffer.objects.filter(run_id=run_id).exists():
+        raise KechuangError("a confirmed run's results are kept / 已确认的比对结果不能删除")
+    qn = connection.ops.quote_name
+    sql = f"DELETE FROM {qn(MianshenResult._meta.db_table)} WHERE run_id = %s"
+    params: list[Any] = [int(run_id)]
+    if policy_id is not None:
+        sql += " AND policy_id = %s"
+        params.append(policy_id)
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.rowcount
+
+
 def decode_outputs(columns: list, outputs: dict[str, Any]) -> dict[str, Any]:
     """A stored result's outputs as the decision dict ``to_dict()`` shapes (no trace)."""
     compiled = SimpleNamespace(columns={c: (tuple(path), typ) for c, path, typ in columns})

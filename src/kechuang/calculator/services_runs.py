@@ -134,7 +134,7 @@ def _requeue(run: MianshenRun, actor: User | None, *, restart: bool) -> Mianshen
                 "只有中断或失败的运行可以继续或重新开始 / only an interrupted or failed run can be resumed"
             )
         if restart:
-            run.results.all().delete()
+            runs.delete_results(run.pk)
             run.policies_done = []
             run.facts_hash = ""
         run.status = MianshenRun.Status.QUEUED
@@ -220,7 +220,7 @@ def _execute(run: MianshenRun, started: float) -> None:
     digest = runs.facts_hash(run.pk)
     if run.facts_hash and run.facts_hash != digest and run.policies_done:
         # Resuming over changed data would mix two registries in one run.
-        run.results.all().delete()
+        runs.delete_results(run.pk)
         run.policies_done = []
     run.steps_done = 2
     _progress(run, "compile", facts_hash=digest)
@@ -245,7 +245,7 @@ def _execute(run: MianshenRun, started: float) -> None:
 
     def insert(pid, policy, compiled, benefit) -> None:
         with transaction.atomic():
-            MianshenResult.objects.filter(run=run, policy_id=pid).delete()
+            runs.delete_results(run.pk, pid)
             runs.insert_results(run.pk, policy, compiled, benefit)
         with lock:
             # One writer of the progress fields at a time (threads share the run).

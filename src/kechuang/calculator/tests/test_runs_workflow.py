@@ -158,3 +158,33 @@ def test_export_is_an_excel_workbook(
     assert info["事实哈希 facts sha256"] == run.facts_hash
 
 
+
+
+@pytest.mark.django_db
+def test_staff_run_through_the_api(
+    client, demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from kechuang.accounts.tokens import token_create
+
+    _, token = token_create(user=staff_zhang)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/api/mianshen/runs",
+            {"policies": DISTRICT, "as_of": AS_OF.isoformat(), "scope": {}},
+            content_type="application/json",
+            **auth,
+        )
+    assert response.status_code == 201, response.content
+    run_id = response.json()["id"]
+    body = client.get(f"/api/mianshen/runs/{run_id}", **auth).json()
+    assert body["status"] == "done" and body["facts_count"] == 60
+    assert set(body["policy_hashes"]) == set(DISTRICT)
+    results = client.get(f"/api/mianshen/runs/{run_id}/results?verdict=eligible", **auth).json()
+    assert results and all(r["verdict"] == "eligible" for r in results)
+    assert all(r["outputs"]["verdict"] == "eligible" for r in results)
+    bad = client.post(
+        "/api/mianshen/runs", {"policies": ["nope"], "as_of": AS_OF.isoformat()},
+        content_type="application/json", **auth,
+    )
+    assert bad.status_code == 400 and bad.json()["extra"]["field"] == "policies"
