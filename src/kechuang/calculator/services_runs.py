@@ -264,7 +264,7 @@ def _execute(run: MianshenRun, started: float) -> None:
             insert(*item)
     # A resumed run may hold results stacked before it stopped: reset those.
     apply_stacking(run, fresh=len(done) == len(run.policies) and not run.policies_done)
-    run.steps_done += 1
+    run.steps_done = run.steps_total  # a resumed run skipped the policies it had
     now = timezone.now()
     _progress(
         run, "done", status=MianshenRun.Status.DONE, finished_at=now,
