@@ -7,6 +7,7 @@ from kechuang.testing import (  # noqa: F401
     alice_corp,
     auditor_li,
     bob_corp,
+    browser,
     ent_alice,
     ent_bob,
     expert_wang,

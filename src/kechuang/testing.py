@@ -16,6 +16,8 @@ module (registry, web, API, end-to-end) can ask for them by name.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -124,3 +126,35 @@ def auditor_li(db) -> User:
 @pytest.fixture
 def admin_root(db) -> User:
     return make_user("admin_root", Role.ADMIN)
+
+
+# --------------------------------------------------------------------------- browser
+
+CHROMIUM = os.environ.get("KECHUANG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    # Without these, chromium tries to reach Google's hosts, and the closed
+    # network answers with a storm of refused connections.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's chromium driven by Playwright, one per test run (never downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an asyncio loop in this thread; the tests still
+    # create their data through the ORM here, which Django would otherwise refuse.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (never download a browser)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
