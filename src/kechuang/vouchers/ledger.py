@@ -155,79 +155,112 @@ def post(
     actor: Any,
     memo: str,
     req_hash: str | None = None,
+    locked_balances: dict[int, Decimal] | None = None,
 ) -> LedgerTransaction:
     """Write one balanced transaction, or return the one already posted under
     ``idempotency_key`` (``tx.replayed`` tells which).
 
     Refuses (``LedgerError``, nothing written) unbalanced legs, non-positive or
     sub-fen amounts, legs of two programs, a reused key with another request,
-    and any posting that would leave an account below zero."""
+    and any posting that would leave an account below zero.
+
+    ``locked_balances`` is for a service that already runs inside
+    ``transaction.atomic()`` and has, in that transaction, locked (with
+    :func:`lock`, in id order) every account of the legs — or created it there,
+    so no other transaction can see it — then looked the key up with
+    :func:`find` and read the balances with :func:`balances`: the debit balance
+    of each account by id. ``post`` then trusts those reads instead of repeating
+    them (the rows cannot change while they are held); the balance check, the
+    unique key and the audit record are the same."""
     _validate(legs)
     key = check_key(idempotency_key)
     if req_hash is None:
         req_hash = request_hash(
             {"memo": memo, "legs": [(leg.account.pk, leg.side, leg.amount) for leg in legs]}
         )
+    accounts = {leg.account.pk: leg.account for leg in legs}
+    if locked_balances is not None:
+        if not transaction.get_connection().in_atomic_block:
+            raise LedgerError("locked_balances needs the caller's transaction")
+        if set(accounts) - set(locked_balances):
+            raise LedgerError("locked_balances must cover every account of the legs")
+        # Nothing is read or written before the checks: no savepoint needed;
+        # an error while writing aborts the caller's transaction as a whole.
+        _check_after(legs, accounts, {pk: locked_balances[pk] for pk in accounts})
+        with transaction.atomic(savepoint=False):
+            return _write(legs, key, req_hash, actor, memo)
     with transaction.atomic():
         existing = find(key, req_hash)
         if existing is not None:
             existing.replayed = True
             return existing
-        accounts = {leg.account.pk: leg.account for leg in legs}
         # Two postings that read a balance before either writes would both pass
         # the check below and together overdraw the account: hold the rows.
         lock(accounts.values())
-        after = balances(accounts.values())
-        for leg in legs:
-            after[leg.account.pk] += (
-                leg.amount if leg.side == LedgerEntry.Side.DEBIT else -leg.amount
+        _check_after(legs, accounts, balances(accounts.values()))
+        return _write(legs, key, req_hash, actor, memo)
+
+
+def _check_after(
+    legs: Sequence[Leg], accounts: dict[int, LedgerAccount], before: dict[int, Decimal]
+) -> None:
+    """Refuse the posting if any account would hold less than zero after it."""
+    after = dict(before)
+    for leg in legs:
+        after[leg.account.pk] += leg.amount if leg.side == LedgerEntry.Side.DEBIT else -leg.amount
+    for pk, debit_balance in after.items():
+        account = accounts[pk]
+        if held(account, debit_balance) < 0:
+            raise BalanceExceeded(
+                f"余额不足 / the {account.kind} account would go negative "
+                f"({held(account, debit_balance)})",
+                "amount",
             )
-        for pk, debit_balance in after.items():
-            account = accounts[pk]
-            if held(account, debit_balance) < 0:
-                raise BalanceExceeded(
-                    f"余额不足 / the {account.kind} account would go negative "
-                    f"({held(account, debit_balance)})",
-                    "amount",
-                )
-        try:
-            # A savepoint, so that losing a race on the key leaves the caller's
-            # transaction usable (PostgreSQL aborts a transaction on any error).
-            with transaction.atomic():
-                tx = LedgerTransaction.objects.create(
-                    program_id=legs[0].account.program_id,
-                    idempotency_key=key,
-                    request_hash=req_hash,
-                    memo=memo[:200],
-                    actor=actor if actor is not None and actor.pk else None,
-                )
-        except IntegrityError:
-            # The same request, posted concurrently, committed first.
-            existing = find(key, req_hash)
-            if existing is None:
-                raise
-            existing.replayed = True
-            return existing
-        LedgerEntry.objects.bulk_create(
-            [
-                LedgerEntry(transaction=tx, account=leg.account, side=leg.side, amount=leg.amount)
+
+
+def _write(
+    legs: Sequence[Leg], key: str, req_hash: str, actor: Any, memo: str
+) -> LedgerTransaction:
+    """The transaction row (unique key), its entries and the audit record; the
+    caller holds the account locks and has checked the balances."""
+    try:
+        # A savepoint, so that losing a race on the key leaves the caller's
+        # transaction usable (PostgreSQL aborts a transaction on any error).
+        with transaction.atomic():
+            tx = LedgerTransaction.objects.create(
+                program_id=legs[0].account.program_id,
+                idempotency_key=key,
+                request_hash=req_hash,
+                memo=memo[:200],
+                actor=actor if actor is not None and actor.pk else None,
+            )
+    except IntegrityError:
+        # The same request, posted concurrently, committed first.
+        existing = find(key, req_hash)
+        if existing is None:
+            raise
+        existing.replayed = True
+        return existing
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(transaction=tx, account=leg.account, side=leg.side, amount=leg.amount)
+            for leg in legs
+        ]
+    )
+    audit_record(
+        actor=actor,
+        action="voucher.ledger_post",
+        obj_type="ledger_transaction",
+        obj_id=tx.pk,
+        before=None,
+        after={
+            "memo": tx.memo,
+            "idempotency_key": key,
+            "legs": [
+                {"account": str(leg.account), "side": leg.side, "amount": leg.amount}
                 for leg in legs
-            ]
-        )
-        audit_record(
-            actor=actor,
-            action="voucher.ledger_post",
-            obj_type="ledger_transaction",
-            obj_id=tx.pk,
-            before=None,
-            after={
-                "memo": tx.memo,
-                "idempotency_key": key,
-                "legs": [
-                    {"account": str(leg.account), "side": leg.side, "amount": leg.amount}
-                    for leg in legs
-                ],
-            },
-        )
+            ],
+        },
+    )
     tx.replayed = False
     return tx

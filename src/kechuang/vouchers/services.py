@@ -730,12 +730,19 @@ def order_voucher_apply(
             .get(pk=order.pk)
         )
         program = order.program
-        quota = quota_account(program, order.enterprise)
         # Two orders of one enterprise applied at once would both see the same
         # quota left and the same "used this year": hold all of the enterprise's
-        # quota accounts (every program), so the cap and the quota are read after
-        # the other order's commitment is written.
-        ledger.lock(LedgerAccount.objects.filter(kind="quota", enterprise=order.enterprise))
+        # quota accounts (every program), in id order, so the cap and the quota
+        # are read after the other order's commitment is written.
+        quota_rows = LedgerAccount.objects.select_for_update().filter(
+            kind=LedgerAccount.Kind.QUOTA, enterprise=order.enterprise
+        )
+        quota = next((a for a in quota_rows.order_by("pk") if a.program_id == program.pk), None)
+        if quota is None:
+            # No quota account in this program yet: create it empty (the order is
+            # refused below), then hold the enterprise's quota rows again, in id order.
+            quota = quota_account(program, order.enterprise)
+            ledger.lock(quota_rows)
         if ledger.find(idempotency_key, req) is not None:
             return order
         _program_open(program, _today(today))
@@ -760,18 +767,18 @@ def order_voucher_apply(
             actor=actor,
             req_hash=req,
             memo=f"订单用券 / vouchers applied to order #{order.pk}",
+            # The quota row is held since before the key lookup and the balance
+            # read above; the commitment account was created in this transaction.
+            locked_balances={quota.pk: quota_left, committed.pk: ZERO},
         )
-        entry = (
-            rules.get_policy(POLICY)
-            .parameters[RATIO_PARAMETER[program.scheme]]
-            .at(order.order_date)
-        )
+        policy = rules.get_policy(POLICY)
+        entry = policy.parameters[RATIO_PARAMETER[program.scheme]].at(order.order_date)
         ratio = Fraction(entry.value)
         order.status = ServiceOrder.Status.VOUCHER_APPLIED
         order.subsidy_amount = subsidy
         order.enterprise_pays = order.contract_amount - subsidy
         order.ratio = str((Decimal(ratio.numerator) / Decimal(ratio.denominator)).normalize())
-        order.policy_sha256 = rules.get_policy(POLICY).sha256
+        order.policy_sha256 = policy.sha256
         order.ratio_since = entry.start
         order.ratio_article = entry.article[:200]
         order.decision = {
