@@ -713,13 +713,7 @@ def order_voucher_apply(
     req = ledger.request_hash(
         {"op": "order_voucher_apply", "order": order.pk, "eligible": eligible}
     )
-    if ledger.find(idempotency_key, req) is not None:
-        return ServiceOrder.objects.get(pk=order.pk)
-    if eligible > order.contract_amount:
-        raise KechuangError(
-            "可补贴金额不能超过合同金额 / the eligible amount exceeds the contract",
-            "eligible_amount",
-        )
+    ledger.check_key(idempotency_key)
     with transaction.atomic():
         # The same order applied twice at once (two keys, two tabs) would commit twice.
         # of=self: FOR UPDATE would otherwise also lock the joined program row
@@ -743,8 +737,15 @@ def order_voucher_apply(
             # refused below), then hold the enterprise's quota rows again, in id order.
             quota = quota_account(program, order.enterprise)
             ledger.lock(quota_rows)
+        # The key is looked up under the locks, before any check: a replay
+        # returns the order as the first request left it, whatever has moved since.
         if ledger.find(idempotency_key, req) is not None:
             return order
+        if eligible > order.contract_amount:
+            raise KechuangError(
+                "可补贴金额不能超过合同金额 / the eligible amount exceeds the contract",
+                "eligible_amount",
+            )
         _program_open(program, _today(today))
         if order.status != ServiceOrder.Status.DRAFT:
             raise KechuangError(

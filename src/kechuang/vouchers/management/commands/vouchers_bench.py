@@ -28,10 +28,13 @@ from kechuang.vouchers.models import ServiceCategory, ServiceOrder
 def _client(order_ids: list[int], barrier, results) -> None:
     connections.close_all()
     done = refused = 0
+    actors: dict[int, User] = {}  # a client signs in once per enterprise, not per order
     barrier.wait()
     for pk in order_ids:
         order = ServiceOrder.objects.select_related("enterprise", "program").get(pk=pk)
-        actor = User.objects.get(enterprise=order.enterprise)
+        actor = actors.get(order.enterprise_id)
+        if actor is None:
+            actor = actors[order.enterprise_id] = User.objects.get(enterprise=order.enterprise)
         try:
             services.order_voucher_apply(order=order, actor=actor, idempotency_key=f"bench-{pk}")
             done += 1
