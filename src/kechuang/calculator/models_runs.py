@@ -16,6 +16,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 AMOUNT = {"max_digits": 20, "decimal_places": 2}
@@ -219,3 +221,11 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+
+@receiver(post_delete, sender=MianshenRun)
+def _drop_run_facts(sender, instance: MianshenRun, **kwargs) -> None:
+    """A run's facts table (what it read) lives exactly as long as the run."""
+    from kechuang.calculator.runs import drop_facts
+
+    drop_facts(instance.pk)

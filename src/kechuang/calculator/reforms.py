@@ -22,7 +22,7 @@ from kechuang.calculator import runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun, Reform
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.errors import KechuangError
-from kechuang.rules import Decision, get_policy
+from kechuang.rules import Decision, evaluate_flat, get_policy
 from kechuang.rules.explain.evaluate import evaluate_row
 
 
@@ -180,14 +180,13 @@ def reform_chart_png(comparison: dict[str, Any], title: str) -> bytes:
 
 
 def explain_result(run: MianshenRun, result: MianshenResult) -> Decision | None:
-    """The full in-process explanation of one result, as of the run date, with the
-    run's reform applied. It reads the registry as it is now: if the facts hash has
-    changed since the run, the page says so."""
-    from kechuang.registry.selectors import enterprise_facts_rows
-
-    rows = enterprise_facts_rows(as_of=run.as_of, enterprise_ids=[result.enterprise_id])
-    if not rows:
+    """The full in-process explanation of one result, as of the run date, from the
+    facts row the run stored (what its SQL read), not the registry as it is now; with
+    the run's reform applied. None for a run stored before runs kept their facts."""
+    row = runs.stored_facts_row(run.pk, result.credit_code)
+    if row is None:
         return None
-    overrides = run.reform.overrides if run.reform_id and run.reform.policy_id == result.policy_id else {}
-    policy = runs.resolve_policy(result.policy_id, overrides, run.as_of)
-    return Decision(evaluate_row(policy, rows[0], run.as_of))
+    if run.reform_id and run.reform.policy_id == result.policy_id:
+        policy = runs.resolve_policy(result.policy_id, run.reform.overrides, run.as_of)
+        return Decision(evaluate_row(policy, row, run.as_of))
+    return evaluate_flat(result.policy_id, row, run.as_of)

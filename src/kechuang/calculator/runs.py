@@ -2,7 +2,8 @@
 
 Everything here runs inside the app database. The registry's facts SELECT
 (:func:`kechuang.registry.selectors.enterprise_facts_as_of`) is materialised once per
-run in a temporary table; each policy's compiled query reads that table and its rows
+run in a table kept for the run's life (what it read: a result's explanation is
+re-evaluated from its row); each policy's compiled query reads that table and its rows
 go straight into ``MianshenResult`` with one ``INSERT … SELECT``. No enterprise passes
 through Python on the way, except to hash the facts (a stream, in a fixed order).
 """
@@ -262,7 +263,11 @@ def parallel_inserts() -> bool:
 
 
 def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | None) -> int:
-    """The run's facts rows in a temporary table of this connection; returns the count."""
+    """The run's facts rows in a table of the run; returns the count.
+
+    The table is kept for the run's life (dropped with the run): it is what the run
+    read, and a result's explanation re-evaluates its row, whatever the registry holds
+    later. A plain (logged) table: it must survive the worker's session and a crash."""
     sql = enterprise_facts_as_of(as_of=as_of, enterprise_ids=enterprise_ids)
     table = facts_table(run_id)
     with connection.cursor() as cur:
@@ -274,16 +279,17 @@ def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | N
                 f'CAST(facts."{name}" AS {PG_TYPES[typ]}) AS "{name}"'
                 for name, typ in COLUMN_TYPES.items()
             )
-            # UNLOGGED, not TEMPORARY: the parallel inserts read it from other sessions.
-            kind = "UNLOGGED" if parallel_inserts() else "TEMPORARY"
-            cur.execute(f"CREATE {kind} TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
+            cur.execute(f"CREATE TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
         else:
-            cur.execute(f"CREATE TEMPORARY TABLE {table} AS SELECT * FROM ({sql}) facts")
+            cur.execute(f"CREATE TABLE {table} AS SELECT * FROM ({sql}) facts")
+        # One enterprise's row for its result page (credit codes are unique).
+        cur.execute(f"CREATE INDEX {table}_entity ON {table} (entity_id)")
         cur.execute(f"SELECT count(*) FROM {table}")
         return int(cur.fetchone()[0])
 
 
 def drop_facts(run_id: int) -> None:
+    """Drop a run's facts table: only when the run itself is deleted."""
     with connection.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {facts_table(run_id)}")
 
@@ -336,6 +342,54 @@ def _facts_hash_postgres(run_id: int) -> str:
         )
         digest = cur.fetchone()[0] or hashlib.sha256(b"").hexdigest()
     return f"pg:{digest}"
+
+
+#: Fact types given as exact decimal strings in a stored row's JSON.
+DECIMAL_TYPES = ("money", "number", "share")
+
+
+def facts_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A typed facts row as JSON: decimals as exact strings (their stored scale), dates
+    as the row's yyyymmdd integers, flags as booleans, text as is."""
+    return {k: format(v, "f") if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def _typed(values: Iterable[Any]) -> dict[str, Any]:
+    if connection.vendor == "postgresql":
+        # psycopg returns Decimal at the column's scale, bool and int: what the SQL read.
+        return dict(zip(COLUMNS, values, strict=True))
+    return convert_row(values)
+
+
+def facts_kept(run_id: int) -> bool:
+    """Whether the run's facts table is there (runs before facts were kept: no)."""
+    return facts_table(run_id) in connection.introspection.table_names()
+
+
+def stored_facts_row(run_id: int, credit_code: str) -> dict[str, Any] | None:
+    """The flat facts row the run read for this enterprise, typed as the registry's
+    (Decimal money, int dates, bool flags): the input of ``evaluate_flat``. None when
+    the run kept no facts or did not read this enterprise."""
+    if not facts_kept(run_id):
+        return None
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT * FROM {facts_table(run_id)} WHERE entity_id = %s", [credit_code])
+        values = cur.fetchone()
+    return _typed(values) if values is not None else None
+
+
+def iter_stored_facts(run_id: int, batch_size: int = 5000) -> Iterable[dict[str, Any]]:
+    """Every facts row the run read, in credit-code order, typed."""
+    if not facts_kept(run_id):
+        return
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT * FROM {facts_table(run_id)} ORDER BY entity_id")
+        while True:
+            rows = cur.fetchmany(batch_size)
+            if not rows:
+                return
+            for values in rows:
+                yield _typed(values)
 
 
 def _json_object(pairs: list[tuple[str, str]]) -> str:

@@ -4,6 +4,7 @@ exports and the CLI."""
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from decimal import Decimal
 from typing import Any
@@ -194,6 +195,13 @@ def run_export_xlsx(run: MianshenRun) -> bytes:
             [r.credit_code, r.enterprise.name, r.policy_id, r.verdict, r.benefit, r.payable,
              r.stacking_note, r.missing_fields.rstrip(","), "是" if r.excluded else "", r.exclusion_reason]
         )
+    # What each result was decided on: the facts row the run read and kept (JSON,
+    # decimals as strings, dates yyyymmdd). ``kechuang.rules.evaluate_flat(policy, row,
+    # as_of)`` on it reproduces the verdict and explains it, whatever the registry says now.
+    facts = wb.create_sheet("事实 facts")
+    facts.append(["统一社会信用代码", "比对读取的事实 facts row read by the run (JSON)"])
+    for row in runs.iter_stored_facts(run.pk):
+        facts.append([row["entity_id"], json.dumps(runs.facts_json(row), ensure_ascii=False)])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -200,8 +200,7 @@ def mianshen_run_execute(*, run_id: int) -> MianshenRun:
             finished_at=timezone.now(),
         )
         raise
-    finally:
-        runs.drop_facts(run.pk)
+    # The run's facts table stays: it is what the run read (see runs.materialise_facts).
     run.refresh_from_db()
     return run
 

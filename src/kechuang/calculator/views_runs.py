@@ -139,11 +139,14 @@ def run_result(request: HttpRequest, run_id: int, result_id: int) -> HttpRespons
     from kechuang.calculator import reforms
 
     decision = reforms.explain_result(run, result)
+    facts = runs.stored_facts_row(run.pk, result.credit_code)
     return render(
         request,
         "calculator/runs/result.html",
         {"run": run, "result": result, "outputs": selectors_runs.result_outputs(run, result),
-         "decision": decision},
+         "decision": decision,
+         # What the run read (its stored row), the known values only.
+         "facts": [(k, v) for k, v in facts.items() if v is not None] if facts else None},
     )
 
 

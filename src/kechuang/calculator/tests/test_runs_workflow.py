@@ -154,7 +154,7 @@ def test_export_is_an_excel_workbook(
     response = client.get(f"/calculator/runs/{run.pk}/export.xlsx")
     assert response.status_code == 200
     wb = load_workbook(io.BytesIO(response.content), read_only=True)
-    assert [ws.title for ws in wb.worksheets] == ["运行信息 run", "汇总 summary", "结果 results"]
+    assert [ws.title for ws in wb.worksheets] == ["运行信息 run", "汇总 summary", "结果 results", "事实 facts"]
     rows = list(wb["结果 results"].iter_rows(values_only=True))
     assert len(rows) == 1 + MianshenResult.objects.filter(run=run).count()
     info = {r[0]: r[1] for r in wb["运行信息 run"].iter_rows(values_only=True)}
