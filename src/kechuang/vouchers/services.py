@@ -498,6 +498,25 @@ def quota_approve(
     return app
 
 
+def _record_rejection(
+    obj: Any, *, status: str, actor: Any, reason: str, action: str, obj_type: str
+) -> None:
+    """Mark a submitted (and locked) application or claim rejected, and audit it."""
+    obj.status = status
+    obj.reason = reason.strip()
+    obj.decided_by = actor
+    obj.decided_at = timezone.now()
+    obj.save(update_fields=["status", "reason", "decided_by", "decided_at"])
+    audit_record(
+        actor=actor,
+        action=action,
+        obj_type=obj_type,
+        obj_id=obj.pk,
+        before={"status": "submitted"},
+        after={"status": "rejected", "reason": obj.reason},
+    )
+
+
 def quota_reject(*, application: QuotaApplication, actor: Any, reason: str) -> QuotaApplication:
     access.require_staff(actor)
     if not reason.strip():
@@ -506,18 +525,13 @@ def quota_reject(*, application: QuotaApplication, actor: Any, reason: str) -> Q
         app = QuotaApplication.objects.select_for_update().get(pk=application.pk)
         if app.status != QuotaApplication.Status.SUBMITTED:
             raise KechuangError("该申请已处理 / this application was already decided")
-        app.status = QuotaApplication.Status.REJECTED
-        app.reason = reason.strip()
-        app.decided_by = actor
-        app.decided_at = timezone.now()
-        app.save(update_fields=["status", "reason", "decided_by", "decided_at"])
-        audit_record(
+        _record_rejection(
+            app,
+            status=QuotaApplication.Status.REJECTED,
             actor=actor,
+            reason=reason,
             action="voucher.quota_reject",
             obj_type="voucher_quota_application",
-            obj_id=app.pk,
-            before={"status": "submitted"},
-            after={"status": "rejected", "reason": app.reason},
         )
     return app
 
@@ -993,19 +1007,14 @@ def claim_reject(*, claim: Claim, actor: Any, reason: str) -> Claim:
         claim = Claim.objects.select_for_update().get(pk=claim.pk)
         if claim.status != Claim.Status.SUBMITTED:
             raise KechuangError("该兑付申请已处理 / this claim was already decided", "claim")
-        claim.status = Claim.Status.REJECTED
-        claim.reason = reason.strip()
-        claim.decided_by = actor
-        claim.decided_at = timezone.now()
-        claim.save(update_fields=["status", "reason", "decided_by", "decided_at"])
         ServiceOrder.objects.filter(pk=claim.order_id).update(status=ServiceOrder.Status.DELIVERED)
-        audit_record(
+        _record_rejection(
+            claim,
+            status=Claim.Status.REJECTED,
             actor=actor,
+            reason=reason,
             action="voucher.claim_reject",
             obj_type="voucher_claim",
-            obj_id=claim.pk,
-            before={"status": "submitted"},
-            after={"status": "rejected", "reason": claim.reason},
         )
     return claim
 
