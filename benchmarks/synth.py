@@ -206,6 +206,24 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
     b.flag("service_provider_on_platform", 0.95)
     b.flag("service_category_eligible", 0.93)
 
+    # District 免申即享 inputs: certificates and awards the commission holds.
+    hte_valid = b.flag("hte_valid", 0.12, 0.005)
+    first_age = rng.integers(0, 6 * 365, n)
+    b.put("hte_first_certificate_issue_date", _ymd(asof_days - first_age), hte_valid)
+    b.put("hte_first_certificate_issue_date_invalid", np.zeros(n, bool))
+    lg_valid = b.flag("little_giant_valid", 0.03, 0.005)
+    lg_age = rng.integers(0, 4 * 365, n)
+    b.put("little_giant_certificate_issue_date", _ymd(asof_days - lg_age), lg_valid)
+    b.put("little_giant_certificate_issue_date_invalid", np.zeros(n, bool))
+    awards = np.where(rng.random(n) < 0.01, rng.integers(1, 3, n), 0).astype(np.int64)
+    b.put("sh_sci_award_count", awards, b.nulls(0.01))
+    won = awards > 0
+    b.put("sh_sci_award_year", rng.integers(Y - 2, Y + 1, n).astype(np.int64), won)
+    grades = np.array(["special", "first", "second", "third", "gold"], dtype=object)
+    grade = grades[rng.choice(5, n, p=[0.05, 0.25, 0.35, 0.34, 0.01])]
+    b.put("sh_sci_award_grade", grade, won & b.nulls(0.02))
+    b.put("sh_sci_award_unit_rank", rng.integers(0, 4, n).astype(np.int64), won & b.nulls(0.02))
+
     # Financials over fy3 (Y-3) .. fy1 (Y-1): a growth path from a base size.
     base_sales = rng.lognormal(17.2, 1.4, n)  # median ~ 30M yuan
     growth = rng.normal(0.12, 0.2, (3, n))

@@ -18,6 +18,7 @@ Derived values are computed in a chain of CTEs, one per dependency level.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -146,7 +147,7 @@ class Compiler:
             # A literal: scale it here, so that the engine never multiplies two small
             # integer literals (DuckDB types 200000000 * 100 as INT32 and overflows).
             return str(int(s.text) * 10 ** (scale - s.scale))
-        return f"({s.text} * {10 ** (scale - s.scale)})"
+        return f"({self.d.widen.format(x=s.text)} * {10 ** (scale - s.scale)})"
 
     def null_num(self) -> str:
         # A typed NULL: PostgreSQL types a column that is NULL on every branch as text,
@@ -247,7 +248,7 @@ class Compiler:
             return Sql(f"({self.as_float(a)} * {self.as_float(b)})", "float")
         self.rescale(a, a.scale)
         self.rescale(b, b.scale)
-        return Sql(f"({a.text} * {b.text})", "num", a.scale + b.scale)
+        return Sql(f"({self.d.widen.format(x=a.text)} * {b.text})", "num", a.scale + b.scale)
 
     def _Div(self, n: exp.Div) -> Sql:
         # Outside a comparison a division is only displayed (a reported ratio), never
@@ -284,7 +285,9 @@ class Compiler:
             prod_scale = t.scale + den.scale
             scale = max(num.scale, prod_scale)
             lhs = self.rescale(num, scale)
-            rhs = self.rescale(Sql(f"({t.text} * {den.text})", "num", prod_scale), scale)
+            rhs = self.rescale(
+                Sql(f"({self.d.widen.format(x=t.text)} * {den.text})", "num", prod_scale), scale
+            )
             flipped = _FLIP[_SQL_OP[op]]
             return Sql(
                 f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} "
@@ -432,7 +435,8 @@ class Compiler:
         if name == "ROUND_DOWN_FEN":
             return Sql(self.d.intdiv.format(a=x.text, b=f), "num", 2)
         # ROUND_HALF_UP_FEN: floor((2x + f) / 2f) for non-negative x.
-        return Sql(self.d.intdiv.format(a=f"(2 * {x.text} + {f})", b=2 * f), "num", 2)
+        wide = self.d.widen.format(x=x.text)
+        return Sql(self.d.intdiv.format(a=f"(2 * {wide} + {f})", b=2 * f), "num", 2)
 
     def band(self, func: str, band_name: str, arg: exp.Expression) -> Sql:
         band = self.p.bands[band_name]
@@ -509,8 +513,9 @@ class Compiler:
             return self.round6(self.expr(node).text)
         # value * 10**6 = N * 10**(sd - sn + 6) / D, rounded half away from zero.
         shift = den.scale - num.scale + 6
-        n = f"ABS({num.text})" + (f" * {10**shift}" if shift > 0 else "")
-        dd = f"ABS({den.text})" + (f" * {10**-shift}" if shift < 0 else "")
+        w = self.d.widen
+        n = w.format(x=f"ABS({num.text})") + (f" * {10**shift}" if shift > 0 else "")
+        dd = w.format(x=f"ABS({den.text})") + (f" * {10**-shift}" if shift < 0 else "")
         scaled = self.d.intdiv.format(a=f"(2 * {n} + {dd})", b=f"(2 * {dd})")
         sign = f"(CASE WHEN ({num.text} < 0) = ({den.text} < 0) THEN 1 ELSE -1 END)"
         value = self.d.to_decimal.format(x=f"({sign} * {scaled})", s=6, f=10**6, inv="0.000001")
@@ -532,24 +537,53 @@ class Compiler:
         return s.text
 
     def compile(self, table: str) -> CompiledPolicy:
+        ctes, final, columns = self.parts(table)
+        with_sql = ",\n".join(f"{name} {self.d.cte_keyword} ({body})" for name, body in ctes)
+        sql = f"WITH {with_sql}\n{final}"
+        return CompiledPolicy(self.p.id, self.d.name, self.as_of, sql, columns)
+
+    def parts(
+        self,
+        table: str,
+        source: Callable[[str], str] = lambda name: name,
+        carry: Sequence[str] = (),
+        prefix: str = "",
+        out_prefix: str = "",
+    ) -> tuple[list[tuple[str, str]], str, dict[str, tuple[tuple[str, ...], str]]]:
+        """The query as CTEs and a final SELECT, for one policy or one link of a pack.
+
+        ``source(name)`` is the column of ``table`` holding input ``name``; ``carry``
+        columns pass through every layer untouched; CTE names start with ``prefix`` and
+        output columns with ``out_prefix`` (see ``compile_pack``).
+        """
         p, d = self.p, self.d
+        self.cte_prefix = prefix
         ctes: list[tuple[str, str]] = []
         cols = sorted(p.inputs)
+        carried = [_ident(c) for c in carry]
+        raw, flagged, clean_cte = prefix + "raw", prefix + "flagged", prefix + "clean"
         # 1. base: exact integers for every numeric input.
         select = ['"entity_id"']
         for name in cols:
+            col = _ident(source(name))
             typ = p.inputs[name].type
             if typ in ("money", "number", "share"):
                 f = 10 ** SCALES[typ]
-                select.append(f"{d.to_int.format(x=_ident(name), f=f, s=SCALES[typ])} AS {_ident(name)}")
+                # A 64-bit decimal holds 18 digits: enough for money, not for a share's 12
+                # decimal places beside an out-of-range integer part.
+                prec = 18 if SCALES[typ] <= 2 else 38
+                text = d.to_int.format(x=col, f=f, s=SCALES[typ], p=prec)
+                select.append(f"{text} AS {_ident(name)}")
             elif typ in ("count", "date"):
-                select.append(f"{d.to_int0.format(x=_ident(name))} AS {_ident(name)}")
+                select.append(f"{d.to_int0.format(x=col)} AS {_ident(name)}")
             else:
-                select.append(_ident(name))
+                select.append(f"{col} AS {_ident(name)}" if source(name) != name else col)
             if typ == "date" and name + "_invalid" not in p.inputs:
                 # (a policy may read the companion flag itself: select it once)
-                select.append(_ident(name + "_invalid"))
-        ctes.append(("raw", f"SELECT {', '.join(select)} FROM {table}"))
+                flag = name + "_invalid"
+                src = source(flag)
+                select.append(_ident(flag) if src == flag else f"{_ident(src)} AS {_ident(flag)}")
+        ctes.append((raw, f"SELECT {', '.join(select + carried)} FROM {table}"))
         # 2. invalid flags, read on raw values.
         flags = []
         for name in cols:
@@ -566,17 +600,17 @@ class Compiler:
                 relevant = f"COALESCE({self.cond(inp.relevant_when.tree)}, {d.false})"
                 flag = f"{relevant} AND ({flag})"
             flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
-        ctes.append(("flagged", f"SELECT raw.*, {', '.join(flags)} FROM raw"))
+        ctes.append((flagged, f"SELECT {raw}.*, {', '.join(flags)} FROM {raw}"))
         clean = ['"entity_id"'] + [
             f"CASE WHEN {_ident('__inv_' + n)} THEN NULL ELSE {_ident(n)} END AS {_ident(n)}"
             for n in cols
-        ] + [_ident("__inv_" + n) for n in cols]
-        ctes.append(("clean", f"SELECT {', '.join(clean)} FROM flagged"))
+        ] + [_ident("__inv_" + n) for n in cols] + carried
+        ctes.append((clean_cte, f"SELECT {', '.join(clean)} FROM {flagged}"))
 
         # 3. definitions (phase A: those missing-data tests may read), then missing flags,
         # then phase B (definitions reading any_missing / any_invalid).
         phase_b = self._reads_missing()
-        prev = "clean"
+        prev = clean_cte
         prev = self._layers([n for n in self.defs if n not in phase_b], ctes, prev)
         missing = []
         for name in cols:
@@ -594,15 +628,16 @@ class Compiler:
             missing.append(f"{test} AS {_ident('__miss_' + name)}")
         any_missing = " OR ".join(_ident("__miss_" + n) for n in cols) or d.false
         any_invalid = " OR ".join(_ident("__inv_" + n) for n in cols) or d.false
-        ctes.append(("missing0", f"SELECT {prev}.*, {', '.join(missing)} FROM {prev}"))
+        missing0, missing_cte = prefix + "missing0", prefix + "missing"
+        ctes.append((missing0, f"SELECT {prev}.*, {', '.join(missing)} FROM {prev}"))
         ctes.append(
             (
-                "missing",
-                f"SELECT missing0.*, ({any_missing}) AS \"__any_missing\", "
-                f"({any_invalid}) AS \"__any_invalid\" FROM missing0",
+                missing_cte,
+                f"SELECT {missing0}.*, ({any_missing}) AS \"__any_missing\", "
+                f"({any_invalid}) AS \"__any_invalid\" FROM {missing0}",
             )
         )
-        prev = self._layers([n for n in self.defs if n in phase_b], ctes, "missing")
+        prev = self._layers([n for n in self.defs if n in phase_b], ctes, missing_cte)
 
         # 4. verdict and outputs.
         verdict = ["CASE"]
@@ -653,9 +688,12 @@ class Compiler:
             ]
             out.append(f"({' || '.join(parts) or chr(39) * 2}) AS {_ident(label)}")
             columns[label] = ((label,), "list")
-        with_sql = ",\n".join(f"{name} {d.cte_keyword} ({body})" for name, body in ctes)
-        sql = f"WITH {with_sql}\nSELECT {', '.join(out)} FROM {prev}"
-        return CompiledPolicy(p.id, d.name, self.as_of, sql, columns)
+        if out_prefix:
+            out = ['"entity_id"'] + [
+                _rename(item, out_prefix) for item in out[1:]
+            ]
+            columns = {out_prefix + k: v for k, v in columns.items()}
+        return ctes, f"SELECT {', '.join(out + carried)} FROM {prev}", columns
 
     def text(self, s: Sql) -> str:
         """A value as text (a year in a list of window years)."""
@@ -705,7 +743,7 @@ class Compiler:
                     raise CompileError(f"'{n}' mixes a division into arithmetic; compare it instead")
                 cols.append(f"{s.text} AS {_ident(n)}")
                 self.def_sql[n] = s
-            name = f"d{len(ctes)}"
+            name = f"{self.cte_prefix}d{len(ctes)}"
             ctes.append((name, f"SELECT {prev}.*, {', '.join(cols)} FROM {prev}"))
             prev = name
         return prev
@@ -724,6 +762,59 @@ class Compiler:
         return out
 
 
+def _rename(item: str, out_prefix: str) -> str:
+    """``<expr> AS "name"`` -> ``<expr> AS "<out_prefix>name"``."""
+    head, sep, name = item.rpartition(' AS "')
+    if not sep:
+        raise CompileError(f"internal: an output without a name: {item[:80]}")
+    return f'{head} AS "{out_prefix}{name}'
+
+
+def compile_pack(
+    policies: Sequence[Policy], as_of: dt.date, dialect: str = "duckdb", table: str = "facts"
+) -> CompiledPolicy:
+    """Compile several policies into one query: one pass over ``table``, no join.
+
+    Each policy's layers read the previous policy's last layer, which carries the inputs
+    later policies still need and the outputs so far; its outputs are named
+    ``<policy>__<column>``. Rows stay one per input row, so nothing is joined on
+    ``entity_id`` (a join of millions of rows would spill to disk).
+    """
+    if not policies:
+        raise CompileError("没有政策 no policy given")
+    d = get_dialect(dialect)
+
+    def needs(policy: Policy) -> list[str]:
+        out = []
+        for name in sorted(policy.inputs):
+            out.append(name)
+            if policy.inputs[name].type == "date" and name + "_invalid" not in policy.inputs:
+                out.append(name + "_invalid")
+        return out
+
+    wanted = [needs(p) for p in policies]
+    union = list(dict.fromkeys(n for names in wanted for n in names))
+    src = ", ".join(f"{_ident(n)} AS {_ident('__src__' + n)}" for n in union)
+    ctes: list[tuple[str, str]] = [("pack_src", f'SELECT "entity_id", {src} FROM {table}')]
+    prev, outputs, columns = "pack_src", [], {}
+    for i, policy in enumerate(policies):
+        later = list(dict.fromkeys(n for names in wanted[i + 1 :] for n in names))
+        carry = outputs + ["__src__" + n for n in later]
+        parts, final, cols = Compiler(policy, as_of, d).parts(
+            prev, source=lambda n: "__src__" + n, carry=carry,
+            prefix=f"p{i}_", out_prefix=f"{policy.id}__",
+        )
+        ctes += parts
+        ctes.append((f"p{i}_out", final))
+        prev = f"p{i}_out"
+        outputs += list(cols)
+        columns.update(cols)
+    with_sql = ",\n".join(f"{name} {d.cte_keyword} ({body})" for name, body in ctes)
+    sql = f"WITH {with_sql}\nSELECT \"entity_id\", {', '.join(map(_ident, outputs))} FROM {prev}"
+    pack_id = "+".join(p.id for p in policies)
+    return CompiledPolicy(pack_id, d.name, as_of, sql, columns)
+
+
 def compile_sql(
     policy: Policy, as_of: dt.date, dialect: str = "duckdb", table: str = "facts"
 ) -> CompiledPolicy:
@@ -735,4 +826,4 @@ def compile_sql(
     return compiled
 
 
-__all__ = ["BUILTINS", "CompileError", "CompiledPolicy", "Expr", "compile_sql"]
+__all__ = ["BUILTINS", "CompileError", "CompiledPolicy", "Expr", "compile_pack", "compile_sql"]

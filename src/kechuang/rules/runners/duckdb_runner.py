@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from kechuang.rules import get_policy
-from kechuang.rules.compile.to_sql import CompiledPolicy, compile_sql
+from kechuang.rules.compile.to_sql import CompiledPolicy, compile_pack, compile_sql
 from kechuang.rules.runners.arrow import arrow_schema, decode, rows_to_arrow
 
 
@@ -65,10 +66,15 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
     else:
         src = f"{_READERS[suffix]}('{path}')"
     schema = {f.name: f.type for f in arrow_schema()}
-    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     casts = []
     for name, typ in schema.items():
-        sql_type = _DUCK_TYPES.get(str(typ), "VARCHAR")
+        sql_type = _duck_type(typ)
+        if present.get(name) == sql_type or _same_decimal_scale(present.get(name), typ):
+            # Already the row's type: even a no-op cast costs DuckDB a pass over every
+            # value, and the compiled query casts each amount to its exact integer anyway.
+            casts.append(f'"{name}"')
+            continue
         # A column the export lacks is unknown (NULL), never zero.
         value = f'"{name}"' if name in present else "NULL"
         casts.append(f'CAST({value} AS {sql_type}) AS "{name}"')
@@ -76,13 +82,20 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
     return "facts"
 
 
-_DUCK_TYPES = {
-    "decimal128(20, 2)": "DECIMAL(20,2)",
-    "decimal128(20, 12)": "DECIMAL(20,12)",
-    "int64": "BIGINT",
-    "bool": "BOOLEAN",
-    "string": "VARCHAR",
-}
+_DUCK_TYPES = {"int64": "BIGINT", "bool": "BOOLEAN", "string": "VARCHAR"}
+
+
+def _duck_type(typ: pa.DataType) -> str:
+    if pa.types.is_decimal(typ):
+        return f"DECIMAL({typ.precision},{typ.scale})"
+    return _DUCK_TYPES[str(typ)]
+
+
+def _same_decimal_scale(found: str | None, typ: pa.DataType) -> bool:
+    """A decimal column of any precision but the row's scale needs no cast."""
+    if not found or not pa.types.is_decimal(typ) or not found.startswith("DECIMAL("):
+        return False
+    return found.rstrip(")").split(",")[-1].strip() == str(typ.scale)
 
 
 def run_file(
@@ -96,9 +109,9 @@ def run_file(
 
     The output has ``entity_id`` and, per policy, its result columns prefixed
     ``<policy>__`` (e.g. ``hte__verdict``). DuckDB streams the scan into the Parquet
-    writer, so memory does not grow with the row count. With several policies the results
-    are joined on ``entity_id``, which must then be unique and present. ``progress(done,
-    total)`` is called after each step. Returns the number of rows written.
+    writer, so memory does not grow with the row count; all policies are evaluated in the
+    same pass (one output row per input row). ``progress(done, total)`` is called after
+    each step. Returns the number of rows written.
     """
     ids = list(policy_ids)
     if not ids:
@@ -106,35 +119,19 @@ def run_file(
     policies = [get_policy(pid) for pid in ids]  # unknown ids fail before any work
     total = 2  # checking the input, then the one streaming query
     con = duckdb.connect()
-    # A registry of millions streams within a bounded memory: joining several packs'
-    # results on entity_id spills to disk instead of growing (10M rows, 2 packs: 2.85 GiB
-    # peak without the limit). Row order is not promised (entity_id identifies rows).
+    # Millions of rows stream within a bounded memory (spilling if it must).
     con.execute(f"SET memory_limit = '{os.environ.get('KECHUANG_DUCKDB_MEMORY', '1GB')}'")
+    # Row order is not promised (entity_id identifies rows): lets DuckDB write in parallel.
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/kechuang-duckdb'")
     try:
         table = _source(con, Path(input_path))
-        if len(ids) > 1:
-            dup = con.execute(
-                f"SELECT count(*) - count(DISTINCT entity_id) FROM {table}"
-            ).fetchone()[0]
-            if dup:
-                raise ValueError(
-                    f"entity_id 重复或为空 {dup} duplicate or missing entity_id value(s): "
-                    "several policies are joined on it"
-                )
         if progress:
             progress(1, total)
-        parts = []
-        for i, policy in enumerate(policies):
-            compiled = compile_sql(policy, as_of, "duckdb", table=table)
-            cols = ", ".join(f'"{c}" AS "{policy.id}__{c}"' for c in compiled.columns)
-            parts.append(f'(SELECT "entity_id", {cols} FROM ({compiled.sql}) q{i}) p{i}')
-        query = parts[0] if len(parts) == 1 else parts[0] + "".join(
-            f" JOIN {p} USING (entity_id)" for p in parts[1:]
-        )
+        # All policies in one pass over the input: no join on entity_id.
+        query = compile_pack(policies, as_of, "duckdb", table=table).sql
         out = str(out_path).replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM {query}) TO '{out}' (FORMAT PARQUET)")
+        con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)")
         if progress:
             progress(2, total)
         return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]

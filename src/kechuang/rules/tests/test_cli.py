@@ -206,3 +206,34 @@ def test_run_corrupt_parquet(capsys, tmp_path):
     )
     assert code == 2 and "Traceback" not in err
     assert_one_line_error(code, out, err, "运行失败", "run failed")
+
+
+def test_run_file_all_policies_in_one_pass(tmp_path):
+    """Several policies run in one query (no join): each policy's columns equal its own
+    query's, and each verdict equals the interpreter's, row by row."""
+    import duckdb
+
+    from kechuang.rules import get_policy
+    from kechuang.rules.compile.to_sql import compile_sql
+    from kechuang.rules.runners.duckdb_runner import run_file
+
+    as_of = dt.date(2025, 6, 30)
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())]
+    src = tmp_path / "in.parquet"
+    pq.write_table(rows_to_arrow(rows), src)
+    ids = policy_ids()
+    out = tmp_path / "all.parquet"
+    assert run_file(ids, src, as_of, out) == len(rows)
+    result = {r["entity_id"]: r for r in pq.read_table(out).to_pylist()}
+    con = duckdb.connect()
+    for pid in ids:
+        single = compile_sql(get_policy(pid), as_of, "duckdb", table=f"read_parquet('{src}')")
+        for alone in con.execute(single.sql).to_arrow_table().to_pylist():
+            packed = result[alone["entity_id"]]
+            for col in single.columns:
+                a, b = packed[f"{pid}__{col}"], alone[col]
+                assert a == b or (a is None and b != b), (pid, alone["entity_id"], col, a, b)
+        for row in rows:
+            assert result[row["entity_id"]][f"{pid}__verdict"] == (
+                evaluate_flat(pid, row, as_of).verdict
+            ), (pid, row["entity_id"])
