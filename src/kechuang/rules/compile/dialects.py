@@ -37,6 +37,10 @@ class Dialect:
     #: would copy the expressions of the layers below it, and the query tree grows
     #: exponentially (a PostgreSQL backend reached 23 GiB planning hte before this).
     cte_keyword: str = "AS MATERIALIZED"
+    #: Appended to every CTE body. PostgreSQL: ``OFFSET 0`` keeps the planner from pulling
+    #: a layer up into the next (the same guard as MATERIALIZED against the blow-up) while
+    #: rows still stream through, instead of being written to a tuplestore per layer.
+    cte_suffix: str = ""
     #: Whether displayed ratios are rounded in exact integer arithmetic (SQLite's int64
     #: would overflow on products of amounts, so it rounds a floating-point quotient).
     exact_ratio_display: bool = True
@@ -70,8 +74,11 @@ DIALECTS: dict[str, Dialect] = {
     "postgres": Dialect(
         name="postgres",
         sqlglot="postgres",
-        to_int="ROUND(CAST({x} AS NUMERIC) * {f})",
-        to_int0="CAST({x} AS NUMERIC)",
+        # BIGINT: NUMERIC arithmetic is several times slower; products of two amounts
+        # are widened to NUMERIC (exact, any size), and an overflow raises, never wraps.
+        to_int="CAST(ROUND(CAST({x} AS NUMERIC) * {f}) AS BIGINT)",
+        to_int0="CAST({x} AS BIGINT)",
+        widen="CAST({x} AS NUMERIC)",
         intdiv="DIV({a}, {b})",
         float_div="(CAST({a} AS DOUBLE PRECISION) / NULLIF(CAST({b} AS DOUBLE PRECISION), 0))",
         true="TRUE",
@@ -79,6 +86,8 @@ DIALECTS: dict[str, Dialect] = {
         text_type="TEXT",
         to_decimal="(CAST({x} AS NUMERIC) / {f})",
         float_type="DOUBLE PRECISION",
+        cte_keyword="AS",
+        cte_suffix=" OFFSET 0",
     ),
     "sqlite": Dialect(
         name="sqlite",

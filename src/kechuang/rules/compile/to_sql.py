@@ -18,6 +18,7 @@ Derived values are computed in a chain of CTEs, one per dependency level.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -449,6 +450,29 @@ class Compiler:
             f"{self.expr(self.resolve(arg).right).text} = 0"
         )
         parts = [f"WHEN {null_test} THEN NULL"]
+
+        def value_of(row) -> str:
+            if func == "BAND_LABEL":
+                return "'" + row.label + "'"
+            return str(row.points[0] if func == "BAND_MIN" else row.points[1])
+
+        tiles = _tiling(band.rows)
+        if tiles is not None:
+            # Rows that tile an interval, tested from the top: each row needs only its
+            # lower bound (the rows above it have taken every larger value).
+            top = tiles[-1].upper
+            if top.value is not None:
+                op = ">" if top.inclusive else ">="
+                parts.append(f"WHEN {self.compare(op, arg, self._lit(top.value)).text} THEN NULL")
+            for row in reversed(tiles):
+                if row.lower.value is None:
+                    parts.append(f"ELSE {value_of(row)}")
+                    break
+                op = ">=" if row.lower.inclusive else ">"
+                cond = self.compare(op, arg, self._lit(row.lower.value)).text
+                parts.append(f"WHEN {cond} THEN {value_of(row)}")
+            kind = "text" if func == "BAND_LABEL" else "num"
+            return Sql(f"(CASE {' '.join(parts)} END)", kind, 0)
         for row in band.rows:
             conds = []
             if row.lower.value is not None:
@@ -538,7 +562,7 @@ class Compiler:
 
     def compile(self, table: str) -> CompiledPolicy:
         ctes, final, columns = self.parts(table)
-        with_sql = ",\n".join(f"{name} {self.d.cte_keyword} ({body})" for name, body in ctes)
+        with_sql = _with(self.d, ctes)
         sql = f"WITH {with_sql}\n{final}"
         return CompiledPolicy(self.p.id, self.d.name, self.as_of, sql, columns)
 
@@ -762,6 +786,26 @@ class Compiler:
         return out
 
 
+def _with(d: Dialect, ctes: list[tuple[str, str]]) -> str:
+    return ",\n".join(f"{name} {d.cte_keyword} ({body}{d.cte_suffix})" for name, body in ctes)
+
+
+def _tiling(rows) -> list | None:
+    """The band's rows in ascending order if they tile one interval (no gap, no overlap)."""
+    if any(r.lower.value is not None and r.upper.value is not None
+           and r.lower.value >= r.upper.value for r in rows):
+        return None
+    if sum(r.lower.value is None for r in rows) > 1:
+        return None
+    ordered = sorted(rows, key=lambda r: (r.lower.value is not None, r.lower.value or 0))
+    for a, b in itertools.pairwise(ordered):
+        if a.upper.value is None or b.lower.value is None:
+            return None
+        if a.upper.value != b.lower.value or a.upper.inclusive == b.lower.inclusive:
+            return None
+    return ordered
+
+
 def _rename(item: str, out_prefix: str) -> str:
     """``<expr> AS "name"`` -> ``<expr> AS "<out_prefix>name"``."""
     head, sep, name = item.rpartition(' AS "')
@@ -809,7 +853,7 @@ def compile_pack(
         prev = f"p{i}_out"
         outputs += list(cols)
         columns.update(cols)
-    with_sql = ",\n".join(f"{name} {d.cte_keyword} ({body})" for name, body in ctes)
+    with_sql = _with(d, ctes)
     sql = f"WITH {with_sql}\nSELECT \"entity_id\", {', '.join(map(_ident, outputs))} FROM {prev}"
     pack_id = "+".join(p.id for p in policies)
     return CompiledPolicy(pack_id, d.name, as_of, sql, columns)

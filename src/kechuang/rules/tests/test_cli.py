@@ -228,7 +228,7 @@ def test_run_file_all_policies_in_one_pass(tmp_path):
     con = duckdb.connect()
     for pid in ids:
         single = compile_sql(get_policy(pid), as_of, "duckdb", table=f"read_parquet('{src}')")
-        for alone in con.execute(single.sql).to_arrow_table().to_pylist():
+        for alone in con.sql(single.sql).to_arrow_table().to_pylist():
             packed = result[alone["entity_id"]]
             for col in single.columns:
                 a, b = packed[f"{pid}__{col}"], alone[col]
