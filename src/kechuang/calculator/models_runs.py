@@ -27,8 +27,8 @@ class Reform(models.Model):
     """A what-if copy of one policy's parameters, with some values changed.
 
     A reform never changes the law in force: its overrides are applied to an in-memory
-    copy of the policy when a reform run is compiled. Publishing a new dated parameter
-    value is an admin's change to the policy file, outside this model."""
+    copy of the policy when a reform run is compiled. An admin may publish some of its
+    values as the law in force (:class:`~kechuang.calculator.models_law.ParameterPublication`)."""
 
     name = models.CharField(_("名称"), max_length=200)
     policy_id = models.CharField(_("政策"), max_length=64)

@@ -3,8 +3,10 @@ and compare with the law in force.
 
 A reform is a parameter override handed to the compiler and the evaluator
 (:func:`kechuang.calculator.runs.policy_with_overrides` builds an in-memory copy of the
-policy); the policy file, the law in force, is never changed. Publishing a new dated
-parameter value is an admin's edit of the policy file, reviewed like any rule change.
+policy); the law in force is never changed by a reform. An admin may then publish
+some of its values as new dated parameter values, citing their legal basis
+(:mod:`kechuang.calculator.services_law`); from their effective date on they are the
+law in force (:func:`kechuang.calculator.law.policy_in_force`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ from django.db import transaction
 
 from kechuang.accounts.models import User
 from kechuang.accounts.services import audit_record
-from kechuang.calculator import runs
+from kechuang.calculator import law, runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun, Reform
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.errors import KechuangError
-from kechuang.rules import Decision, evaluate_flat, get_policy
+from kechuang.rules import Decision
 from kechuang.rules.explain.evaluate import evaluate_row
 
 
 def reform_parameters(policy_id: str, as_of: dt.date) -> list[dict[str, Any]]:
-    """The policy's parameters with the values in force on ``as_of`` (the form's start)."""
-    policy = get_policy(policy_id)
+    """The policy's parameters with the values in force on ``as_of`` (the form's start),
+    published values included."""
+    policy = law.policy_in_force(policy_id)
     out = []
     for name, param in policy.parameters.items():
         entry = param.at(as_of)
@@ -76,7 +79,7 @@ def reform_create(
     if not changed:
         raise KechuangError("没有修改任何参数 / no parameter changed", field="overrides")
     # Fails now, not in the worker, if a value cannot apply.
-    runs.policy_with_overrides(get_policy(policy_id), changed, as_of)
+    runs.policy_with_overrides(law.policy_in_force(policy_id), changed, as_of)
     with transaction.atomic():
         reform = Reform.objects.create(
             name=name, policy_id=policy_id, overrides=changed, note=note, created_by=actor
@@ -188,5 +191,6 @@ def explain_result(run: MianshenRun, result: MianshenResult) -> Decision | None:
         return None
     if run.reform_id and run.reform.policy_id == result.policy_id:
         policy = runs.resolve_policy(result.policy_id, run.reform.overrides, run.as_of)
+        policy = runs.policy_as_recorded(run, result.policy_id, policy)
         return Decision(evaluate_row(policy, row, run.as_of))
-    return evaluate_flat(result.policy_id, row, run.as_of)
+    return law.evaluate_flat(runs.policy_as_recorded(run, result.policy_id), row, run.as_of)

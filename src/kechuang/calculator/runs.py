@@ -495,5 +495,40 @@ def column_spec(compiled: CompiledPolicy) -> list:
     return [[c, list(path), typ] for c, (path, typ) in compiled.columns.items()]
 
 
+def policy_as_recorded(run: Any, policy_id: str, policy: Policy | None = None) -> Policy:
+    """``policy`` (default: the law in force) with the parameter values ``run`` recorded.
+
+    A run's explanation must give what the run computed, even after an admin has
+    published a value in force on the run's date since (or withdrawn one). The run
+    kept each parameter's entry in force on its date (the whole timeline for one
+    chosen per row), and that is what is evaluated again."""
+    from kechuang.calculator import law
+
+    if policy is None:
+        policy = law.policy_in_force(policy_id)
+    recorded = (getattr(run, "parameters", None) or {}).get(policy_id) or {}
+    params = dict(policy.parameters)
+    for name, entries in recorded.items():
+        if name not in params or not isinstance(entries, list):
+            continue
+        params[name] = replace(
+            params[name],
+            entries=tuple(
+                TimelineEntry(
+                    dt.date.fromisoformat(e["since"]),
+                    dt.date.fromisoformat(e["until"]) if e.get("until") else None,
+                    None if e.get("value") is None else Fraction(Decimal(e["value"])),
+                    e.get("article", ""),
+                    None,
+                )
+                for e in entries
+            ),
+        )
+    return replace(policy, parameters=params) if recorded else policy
+
+
 def resolve_policy(policy_id: str, overrides: dict[str, str] | None, as_of: dt.date) -> Policy:
-    return policy_with_overrides(get_policy(policy_id), overrides or {}, as_of)
+    """The law in force (the file with its published values), with a reform's overrides."""
+    from kechuang.calculator import law
+
+    return policy_with_overrides(law.policy_in_force(policy_id), overrides or {}, as_of)

@@ -23,10 +23,11 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from kechuang.calculator import law
 from kechuang.registry import access as registry_access
 from kechuang.registry.models import Enterprise
 from kechuang.registry.selectors import enterprise_facts_rows
-from kechuang.rules import Decision, Policy, evaluate_flat, get_policy, policy_ids
+from kechuang.rules import Decision, Policy, get_policy, policy_ids
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
 from kechuang.rules.policy import load_yaml
 
@@ -160,9 +161,14 @@ def _lang() -> str:
     return "en" if (get_language() or "zh").startswith("en") else "zh"
 
 
-def policies_in_force(as_of: dt.date) -> list[Policy]:
-    """Every policy whose effective period contains ``as_of``, in id order."""
-    policies = [get_policy(pid) for pid in policy_ids()]
+def policies_in_force(as_of: dt.date, *, published: bool = True) -> list[Policy]:
+    """Every policy whose effective period contains ``as_of``, in id order, with its
+    published parameter values (:func:`kechuang.calculator.law.policy_in_force`).
+
+    ``published=False``: the files alone, for a list of titles that must not touch the
+    database (the public calculator's index)."""
+    ids = policy_ids()
+    policies = law.policies_in_force(ids) if published else [get_policy(pid) for pid in ids]
     return [
         p
         for p in policies
@@ -186,7 +192,7 @@ def enterprise_selfcheck(*, enterprise: Enterprise, as_of: dt.date, user: Any = 
     may_edit_flags = may_edit and registry_access.may_browse(user)
     checks = [
         policy_check(
-            evaluate_flat(policy.id, row, as_of),
+            law.evaluate_flat(policy, row, as_of),
             enterprise=enterprise,
             row=row,
             may_edit=may_edit,
@@ -233,7 +239,7 @@ def note_stacking(checks: list[PolicyCheck]) -> None:
 def decisions_as_dicts(*, enterprise: Enterprise, as_of: dt.date) -> list[dict[str, Any]]:
     """``Decision.to_dict()`` of every policy in force, for the API and ``--json``."""
     row = enterprise_facts_row(enterprise, as_of)
-    return [evaluate_flat(p.id, row, as_of).to_dict() for p in policies_in_force(as_of)]
+    return [law.evaluate_flat(p, row, as_of).to_dict() for p in policies_in_force(as_of)]
 
 
 # --------------------------------------------------------------------------- shaping

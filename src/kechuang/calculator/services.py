@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kechuang.calculator import law
 from kechuang.errors import KechuangError
-from kechuang.rules import Decision, MalformedFacts, UnknownPolicy, evaluate, get_policy
+from kechuang.rules import Decision, MalformedFacts, UnknownPolicy, get_policy
 
 #: A nested path splits at single dots; ``2022-01-01..2022-09-30`` is one key.
 _PATH_SPLIT = re.compile(r"(?<!\.)\.(?!\.)")
@@ -30,7 +31,7 @@ def calculator_try(*, policy_id: str, facts: Mapping[str, Any], as_of: dt.date) 
     except UnknownPolicy:
         raise KechuangError(f"unknown policy {policy_id!r}", field="policy_id") from None
     try:
-        return evaluate(policy_id, facts, as_of)
+        return law.evaluate(policy_id, facts, as_of)
     except MalformedFacts as exc:
         raise KechuangError(str(exc), field=getattr(exc, "field", None)) from None
 

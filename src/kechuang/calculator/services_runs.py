@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from kechuang.accounts.models import Role, User
 from kechuang.accounts.services import audit_record
-from kechuang.calculator import runs
+from kechuang.calculator import law, runs
 from kechuang.calculator.models_runs import (
     BenefitRecord,
     MianshenOffer,
@@ -331,7 +331,7 @@ def apply_stacking(run: MianshenRun, *, fresh: bool = False) -> int:
                 ).strip("; ")
                 changed.append(drop)
             elif rule.kind == "caps" and rule.total_parameter:
-                policy = get_policy(rule.policy)
+                policy = law.policy_in_force(rule.policy)
                 entry = policy.parameters[rule.total_parameter].at(run.as_of)
                 if entry is None or entry.value is None:
                     continue

@@ -48,7 +48,8 @@ def selfcheck(request: HttpRequest, credit_code: str) -> HttpResponse:
 
 
 def public_index(request: HttpRequest) -> HttpResponse:
-    policies = selectors.policies_in_force(dt.date.today())
+    # Titles only: a visitor's list needs no parameter values (and no database).
+    policies = selectors.policies_in_force(dt.date.today(), published=False)
     lang = selectors._lang()
     return render(
         request,

@@ -20,8 +20,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from kechuang import rules
 from kechuang.accounts.services import audit_record
+from kechuang.calculator import law
 from kechuang.errors import KechuangError
 from kechuang.money import FEN, parse_yuan
 from kechuang.registry.models import Enterprise
@@ -386,7 +386,7 @@ def quota_apply(
 
 def policy_annual_cap(applicant_type: str, scheme: str, as_of: dt.date) -> Decimal:
     """The policy's annual cap for this applicant type, as the rules engine states it."""
-    decision = rules.evaluate(POLICY, {"scheme": scheme, "applicant_type": applicant_type}, as_of)
+    decision = law.evaluate(POLICY, {"scheme": scheme, "applicant_type": applicant_type}, as_of)
     cap = decision.to_dict().get("annual_cap")
     if cap is None:
         raise KechuangError(
@@ -693,7 +693,7 @@ def subsidy_decision(
         ).exists(),
         "voucher_used_this_year": str(used_in_year(order.enterprise, order.order_date.year)),
     }
-    decision = rules.evaluate(POLICY, facts, order.order_date).to_dict()
+    decision = law.evaluate(POLICY, facts, order.order_date).to_dict()
     if decision["verdict"] == "ineligible":
         failed = [c["id"] for c in decision["trace"]["criteria"] if c["outcome"] is False]
         raise KechuangError(f"不符合服务券条件 / not eligible: {', '.join(failed)}", "order")
@@ -786,7 +786,7 @@ def order_voucher_apply(
             # read above; the commitment account was created in this transaction.
             locked_balances={quota.pk: quota_left, committed.pk: ZERO},
         )
-        policy = rules.get_policy(POLICY)
+        policy = law.policy_in_force(POLICY)
         entry = policy.parameters[RATIO_PARAMETER[program.scheme]].at(order.order_date)
         ratio = Fraction(entry.value)
         order.status = ServiceOrder.Status.VOUCHER_APPLIED

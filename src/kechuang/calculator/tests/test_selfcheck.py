@@ -151,7 +151,9 @@ def test_transaction_packs_are_shown_as_per_application(alice):
 def test_the_facts_come_from_one_sql_query(alice):
     with CaptureQueriesContext(connection) as queries:
         selectors.enterprise_selfcheck(enterprise=alice, as_of=AS_OF)
-    assert len(queries) == 1
+    # The facts row, and the published parameter values' version (law.policies_in_force).
+    assert len(queries) == 2
+    assert sum("calculator_parameterpublication" in q["sql"] for q in queries) == 1
 
 
 def test_decisions_as_dicts_are_the_decisions_to_dict(alice):

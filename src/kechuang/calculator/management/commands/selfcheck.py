@@ -53,10 +53,10 @@ def render_json(credit_code: str, as_of: dt.date) -> str:
 
 def render_text(enterprise, as_of: dt.date, lang: str) -> str:
     row = selectors.enterprise_facts_row(enterprise, as_of)
-    from kechuang.rules import evaluate_flat
+    from kechuang.calculator import law
 
     parts = [f"{enterprise.name} ({enterprise.credit_code}) — {as_of.isoformat()}", ""]
     for policy in selectors.policies_in_force(as_of):
-        parts.append(evaluate_flat(policy.id, row, as_of).explain(lang))
+        parts.append(law.evaluate_flat(policy, row, as_of).explain(lang))
         parts.append("")
     return "\n".join(parts)

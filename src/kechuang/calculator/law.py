@@ -1,0 +1,199 @@
+"""The law in force: each policy file with every published parameter value layered on.
+
+Every platform evaluation (self-check page, API and CLI, the public calculator,
+免申即享 runs, a reform's "before" side, the voucher ledger's ratio and caps) asks
+:func:`policy_in_force` or the ``evaluate`` helpers here, never
+:func:`kechuang.rules.get_policy` directly. The plain ``kechuang rules`` CLI reads
+the files only: it has no database.
+
+A publication (:class:`~kechuang.calculator.models_law.ParameterPublication`) becomes
+a new dated entry of its parameter's timeline from its effective date on: the file's
+entries before that date are unchanged, so an evaluation as of an earlier date gives
+the old value and one on or after it the new value. Publications are layered in order
+of effective date, so a later-dated one ends an earlier open-ended one.
+
+The layered policy is cached per process, keyed on a version read with one small
+query (the highest publication id and the number of withdrawals): a publication or
+withdrawal in any process changes the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+from fractions import Fraction
+from threading import Lock
+from typing import Any
+
+from django.db import connection
+
+from kechuang.calculator.models_law import ParameterPublication
+from kechuang.rules import Decision, MalformedFacts, flatten, get_policy
+from kechuang.rules.explain.evaluate import evaluate_row
+from kechuang.rules.policy import Parameter, Policy, TimelineEntry
+
+__all__ = [
+    "evaluate",
+    "evaluate_flat",
+    "layer_publication",
+    "policies_in_force",
+    "policy_in_force",
+    "publication_article",
+    "publications_version",
+]
+
+_ONE_DAY = dt.timedelta(days=1)
+_cache: dict[str, tuple[tuple[int, int], Policy]] = {}
+_cache_lock = Lock()
+
+
+def publications_version() -> tuple[int, int]:
+    """(highest publication id, number of withdrawals): changes on every publish/withdraw."""
+    table = connection.ops.quote_name(ParameterPublication._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COALESCE(MAX(id), 0), COUNT(withdrawn_at) FROM {table}")
+        top, withdrawn = cur.fetchone()
+    return int(top), int(withdrawn)
+
+
+def clear_cache() -> None:
+    """Forget the layered policies (the publish service calls it; the version key would
+    also notice on the next read)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def policy_in_force(policy_id: str) -> Policy:
+    """The policy file with every published value of its parameters layered on.
+
+    Without publications this is the file's own :class:`Policy` (same object, same
+    sha256). With some, a copy whose ``sha256`` also covers them, so anything that
+    records the hash (a run, a voucher order) records which publications it used.
+    Raises :class:`kechuang.rules.UnknownPolicy` for an unknown id."""
+    return _in_force(policy_id, publications_version())
+
+
+def policies_in_force(policy_ids: Iterable[str]) -> list[Policy]:
+    """:func:`policy_in_force` of several policies, reading the version once."""
+    version = publications_version()
+    return [_in_force(pid, version) for pid in policy_ids]
+
+
+def _in_force(policy_id: str, version: tuple[int, int]) -> Policy:
+    base = get_policy(policy_id)
+    with _cache_lock:
+        hit = _cache.get(policy_id)
+    if hit is not None and hit[0] == version and hit[1].path == base.path:
+        return hit[1]
+    pubs = list(
+        ParameterPublication.objects.filter(policy_id=policy_id, withdrawn_at__isnull=True)
+        .select_related("published_by")
+        .order_by("effective_from", "id")
+    )
+    policy = layer_publications(base, pubs)
+    with _cache_lock:
+        _cache[policy_id] = (version, policy)
+    return policy
+
+
+def layer_publications(base: Policy, pubs: Iterable[ParameterPublication]) -> Policy:
+    """``base`` with each publication layered on its parameter, in the given order."""
+    pubs = list(pubs)
+    if not pubs:
+        return base
+    params = dict(base.parameters)
+    for pub in pubs:
+        if pub.parameter not in params:
+            # The file dropped the parameter since: the publication has nothing to change.
+            continue
+        params[pub.parameter] = layer_publication(
+            params[pub.parameter],
+            value=Fraction(Decimal(pub.value)),
+            start=pub.effective_from,
+            until=pub.effective_until,
+            article=publication_article(pub),
+        )
+    digest = hashlib.sha256(base.sha256.encode())
+    digest.update(json.dumps([_pub_key(p) for p in pubs], ensure_ascii=False).encode())
+    return replace(base, parameters=params, sha256=digest.hexdigest())
+
+
+def _pub_key(pub: ParameterPublication) -> list[Any]:
+    return [
+        pub.pk,
+        pub.parameter,
+        format(Decimal(pub.value).normalize(), "f"),
+        pub.effective_from.isoformat(),
+        pub.effective_until.isoformat() if pub.effective_until else None,
+    ]
+
+
+def publication_article(pub: ParameterPublication) -> str:
+    """The cited basis shown wherever the value is: 文号, article, who published, when."""
+    who = pub.published_by.get_username() if pub.published_by_id else "?"
+    day = pub.published_at.date().isoformat()
+    return f"{pub.document_number} {pub.article}（{who} 于 {day} 发布 / published by {who} on {day}）"
+
+
+def layer_publication(
+    param: Parameter, *, value: Fraction, start: dt.date, until: dt.date | None, article: str
+) -> Parameter:
+    """``param`` with ``value`` in force from ``start`` to ``until`` (inclusive; None = on).
+
+    Entries before ``start`` keep their values and end the day before; an entry that
+    runs past ``until`` resumes the day after.
+
+    >>> e = TimelineEntry(dt.date(2022, 1, 1), None, Fraction(3, 4), "old", 1)
+    >>> p = Parameter("r", None, "ratio", None, (e,), 1)
+    >>> new = layer_publication(p, value=Fraction(4, 5), start=dt.date(2026, 1, 1), until=None,
+    ...                         article="new")
+    >>> [(x.start.isoformat(), x.end and x.end.isoformat(), x.value) for x in new.entries]
+    [('2022-01-01', '2025-12-31', Fraction(3, 4)), ('2026-01-01', None, Fraction(4, 5))]
+    """
+    far = dt.date.max
+    end = until or far
+    out: list[TimelineEntry] = []
+    for e in param.entries:
+        e_end = e.end or far
+        if e_end < start or e.start > end:
+            out.append(e)
+            continue
+        if e.start < start:
+            out.append(replace(e, end=start - _ONE_DAY))
+        if until is not None and e_end > until:
+            out.append(replace(e, start=until + _ONE_DAY))
+    out.append(TimelineEntry(start, until, value, article, None))
+    out.sort(key=lambda x: x.start)
+    return replace(param, entries=tuple(out))
+
+
+def _as_date(as_of: dt.date | str) -> dt.date:
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    try:
+        return dt.date.fromisoformat(str(as_of))
+    except ValueError:
+        raise MalformedFacts("as_of", f"not an ISO date: {as_of!r}") from None
+
+
+def evaluate(policy_id: str, facts: Mapping[str, Any], as_of: dt.date | str) -> Decision:
+    """:func:`kechuang.rules.evaluate` against the law in force (nested facts)."""
+    policy = policy_in_force(policy_id)
+    day = _as_date(as_of)
+    return Decision(evaluate_row(policy, flatten(facts, day), day))
+
+
+def evaluate_flat(policy: str | Policy, row: Mapping[str, Any], as_of: dt.date | str) -> Decision:
+    """:func:`kechuang.rules.evaluate_flat` against the law in force (a flat facts row).
+
+    ``policy`` is an id, or a policy already obtained from :func:`policy_in_force`."""
+    if isinstance(policy, str):
+        policy = policy_in_force(policy)
+    day = _as_date(as_of)
+    return Decision(evaluate_row(policy, dict(row), day))
