@@ -84,11 +84,43 @@ class Compiler:
         # never materialised, so it can always be compared exactly by cross-multiplying.
         # Everything else (conditions, points, amounts) is computed once in a CTE column.
         self.inline: set[str] = set()
+        self.positive_dens: set[str] = set()
         for name in list(self.defs):
             if self._is_ratio(self.defs[name].tree, frozenset({name})):
                 self.inline.add(name)
                 self._split_quotient(name)
+        self._hoist_bands()
         self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
+
+    def _hoist_bands(self) -> None:
+        """Give every distinct band lookup its own hidden column, computed once per row.
+
+        A definition often names the same lookup several times (LEAST/GREATEST of two
+        bands repeats each argument, a growth score tries one band per case); inlined,
+        each copy would be evaluated again. A lookup has no side effect and is NULL where
+        its argument is unknown, so computing it on every row changes no result.
+        """
+        hoisted: dict[str, str] = {}
+        for name in list(self.defs):
+            e = self.defs[name]
+            calls = [
+                n for n in e.tree.find_all(exp.Anonymous) if n.name.upper().startswith("BAND_")
+            ]
+            if not calls or name.startswith("__band_"):
+                continue
+            tree = e.tree.copy()
+            for node in list(tree.find_all(exp.Anonymous)):
+                if not node.name.upper().startswith("BAND_"):
+                    continue
+                key = node.sql()
+                if key not in hoisted:
+                    hoisted[key] = f"__band_{len(hoisted)}"
+                    self.defs[hoisted[key]] = Expr(key, node.copy(), e.line)
+                if node is tree:
+                    tree = exp.column(hoisted[key])
+                    break
+                node.replace(exp.column(hoisted[key]))
+            self.defs[name] = Expr(e.text, tree, e.line)
 
     # ------------------------------------------------------------------ helpers
     def _split_quotient(self, name: str) -> None:
@@ -109,8 +141,17 @@ class Compiler:
             ):
                 return
             parts[side] = node
-        for side, node in parts.items():
-            self.defs[f"__{side}_{name}"] = Expr(node.sql(), node.copy(), e.line)
+        # The denominator is stored non-negative (the numerator takes its sign), so each
+        # comparison needs one cross-multiplication, not one per sign of the denominator.
+        num, den = parts["num"].sql(), parts["den"].sql()
+        raw = f"__dr_{name}"
+        for key, text in (
+            (raw, den),
+            (f"__num_{name}", f"({num}) * (CASE WHEN {raw} < 0 THEN -1 ELSE 1 END)"),
+            (f"__den_{name}", f"ABS({raw})"),
+        ):
+            self.defs[key] = Expr(text, sqlglot.parse_one(text), e.line)
+        self.positive_dens.add(f"__den_{name}")
         div = exp.Div(
             this=exp.column(f"__num_{name}"), expression=exp.column(f"__den_{name}")
         )
@@ -290,6 +331,13 @@ class Compiler:
                 Sql(f"({self.d.widen.format(x=t.text)} * {den.text})", "num", prod_scale), scale
             )
             flipped = _FLIP[_SQL_OP[op]]
+            d_node = left.right.unnest()
+            if den.text.lstrip("-").isdigit():  # a literal: its sign is known here
+                if int(den.text) == 0:
+                    return Sql("NULL", "bool")
+                return Sql(f"({lhs} {op if int(den.text) > 0 else flipped} {rhs})", "bool")
+            if isinstance(d_node, exp.Column) and d_node.name in self.positive_dens:
+                return Sql(f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} END)", "bool")
             return Sql(
                 f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} "
                 f"WHEN {den.text} < 0 THEN {lhs} {flipped} {rhs} END)",
@@ -705,12 +753,17 @@ class Compiler:
                 s = self.expr(o.exprs[0].tree)
                 out.append(f"{guard(self.output_value(s, o.type))} AS {_ident(base)}")
                 columns[base] = (o.path, o.type or s.kind)
-        for label, prefix in (("missing_fields", "__miss_"), ("invalid_fields", "__inv_")):
+        for label, prefix, anyone in (
+            ("missing_fields", "__miss_", "__any_missing"),
+            ("invalid_fields", "__inv_", "__any_invalid"),
+        ):
             parts = [
                 f"CASE WHEN {_ident(prefix + n)} THEN '{self._path(n)},' ELSE '' END"
                 for n in sorted(cols, key=self._path)
             ]
-            out.append(f"({' || '.join(parts) or chr(39) * 2}) AS {_ident(label)}")
+            # Most rows lack nothing: skip building the list for them.
+            listed = f"CASE WHEN {_ident(anyone)} THEN {' || '.join(parts)} ELSE '' END"
+            out.append(f"({listed if parts else chr(39) * 2}) AS {_ident(label)}")
             columns[label] = ((label,), "list")
         if out_prefix:
             out = ['"entity_id"'] + [
@@ -760,16 +813,24 @@ class Compiler:
         for n in todo:
             depth(n)
         for lv in sorted(set(level.values())):
-            cols = []
+            cols, copies, seen = [], [], {}
             for n in [n for n in todo if level[n] == lv]:
                 s = self.expr(self.defs[n].tree)
                 if s.kind == "float":
                     raise CompileError(f"'{n}' mixes a division into arithmetic; compare it instead")
-                cols.append(f"{s.text} AS {_ident(n)}")
                 self.def_sql[n] = s
-            name = f"{self.cte_prefix}d{len(ctes)}"
-            ctes.append((name, f"SELECT {prev}.*, {', '.join(cols)} FROM {prev}"))
-            prev = name
+                if s.text in seen:
+                    # The same expression (a score's min and max where no expert range
+                    # applies): computed once, copied in the next layer.
+                    copies.append(f"{_ident(seen[s.text])} AS {_ident(n)}")
+                    continue
+                seen[s.text] = n
+                cols.append(f"{s.text} AS {_ident(n)}")
+            for body in (cols, copies):
+                if body:
+                    name = f"{self.cte_prefix}d{len(ctes)}"
+                    ctes.append((name, f"SELECT {prev}.*, {', '.join(body)} FROM {prev}"))
+                    prev = name
         return prev
 
     def _deps(self, name: str, seen: frozenset[str] = frozenset()) -> set[str]:
@@ -792,12 +853,17 @@ def _with(d: Dialect, ctes: list[tuple[str, str]]) -> str:
 
 def _tiling(rows) -> list | None:
     """The band's rows in ascending order if they tile one interval (no gap, no overlap)."""
-    if any(r.lower.value is not None and r.upper.value is not None
-           and r.lower.value >= r.upper.value for r in rows):
-        return None
+    for r in rows:
+        lo, hi = r.lower, r.upper
+        if lo.value is not None and hi.value is not None and (
+            lo.value > hi.value or (lo.value == hi.value and not (lo.inclusive and hi.inclusive))
+        ):
+            return None
     if sum(r.lower.value is None for r in rows) > 1:
         return None
-    ordered = sorted(rows, key=lambda r: (r.lower.value is not None, r.lower.value or 0))
+    ordered = sorted(
+        rows, key=lambda r: (r.lower.value is not None, r.lower.value or 0, not r.lower.inclusive)
+    )
     for a, b in itertools.pairwise(ordered):
         if a.upper.value is None or b.lower.value is None:
             return None
