@@ -21,6 +21,8 @@ ABILITIES: dict[str, frozenset[str]] = {
     "import_registry": frozenset({Role.STAFF, Role.ADMIN}),
     "export_registry": frozenset({Role.STAFF, Role.AUDITOR, Role.ADMIN}),
     "read_audit_log": frozenset({Role.AUDITOR, Role.ADMIN}),
+    # Publish a reform's parameter value as the law in force (staff prepare reforms).
+    "publish_parameters": frozenset({Role.ADMIN}),
     # See and edit the one enterprise the user is bound to.
     "own_enterprise": frozenset({Role.ENTERPRISE}),
 }

@@ -1,6 +1,7 @@
 """Who may do what with 免申即享 runs, offers and reforms.
 
 - Commission staff and admins start, review, confirm and export runs and reforms.
+- Only admins publish a reform's parameter value as the law in force.
 - Auditors read runs and reforms (and export them); they change nothing.
 - An enterprise user sees only its own enterprise's offers and notices; every run
   or reform page refuses them (403): a run lists other enterprises.
@@ -35,6 +36,15 @@ def require_manage(user: Any) -> None:
 def require_view(user: Any) -> None:
     if not may_view_runs(user):
         raise PermissionDenied("view 免申即享 runs")
+
+
+def may_publish_parameters(user: Any) -> bool:
+    return roles.has_ability(user, "publish_parameters")
+
+
+def require_publish(user: Any) -> None:
+    if not may_publish_parameters(user):
+        raise PermissionDenied("publish parameter values (admins only)")
 
 
 def offer_for_enterprise_user(user: Any, offer_id: int) -> MianshenOffer:

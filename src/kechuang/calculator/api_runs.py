@@ -1,8 +1,9 @@
 """免申即享 runs in the REST API (mounted at ``/api/mianshen``).
 
 Staff and admins start, read, review and confirm runs; auditors read them; an
-enterprise token reads and accepts only its own enterprise's offers. Every endpoint
-calls ``access_runs`` as the pages do.
+enterprise token reads and accepts only its own enterprise's offers. Only an admin
+publishes a reform's values as the law in force. Every endpoint calls ``access_runs``
+as the pages do.
 """
 
 from __future__ import annotations
@@ -66,6 +67,39 @@ class ExcludeIn(Schema):
 class AcceptIn(Schema):
     bank_name: str
     bank_account: str
+
+
+class PublishIn(Schema):
+    #: The reform's changed parameters to publish.
+    parameters: list[str]
+    effective_from: dt.date | None = None
+    effective_until: dt.date | None = None
+    document_number: str = ""
+    article: str = ""
+    reason: str = ""
+
+
+class PublicationOut(Schema):
+    id: int
+    policy_id: str
+    parameter: str
+    value: Decimal
+    previous_value: str
+    effective_from: dt.date
+    effective_until: dt.date | None
+    document_number: str
+    article: str
+    reason: str
+    reform_id: int | None
+    published_by: str
+    published_at: dt.datetime
+    withdrawn_at: dt.datetime | None
+
+
+def _publication_out(p: Any) -> dict[str, Any]:
+    out = {f: getattr(p, f) for f in PublicationOut.model_fields if f != "published_by"}
+    out["published_by"] = p.published_by.get_username()
+    return out
 
 
 class OfferOut(Schema):
@@ -136,6 +170,32 @@ def run_confirm(request: HttpRequest, run_id: int):
     access_runs.require_manage(request.user)
     offers = services_runs.mianshen_run_confirm(run=get_object_or_404(MianshenRun, pk=run_id), actor=request.user)
     return {"offers": len(offers)}
+
+
+@router.post(
+    "/reforms/{reform_id}/publish",
+    response={201: list[PublicationOut]},
+    summary="Publish a reform's values as the law in force (admins only)",
+)
+def reform_publish(request: HttpRequest, reform_id: int, payload: PublishIn):
+    from kechuang.calculator import services_law
+    from kechuang.calculator.models_runs import Reform
+
+    access_runs.require_view(request.user)
+    access_runs.require_publish(request.user)
+    reform = get_object_or_404(Reform, pk=reform_id)
+    published = services_law.parameter_publish(reform=reform, actor=request.user, **payload.dict())
+    return 201, [_publication_out(p) for p in published]
+
+
+@router.get(
+    "/publications", response=list[PublicationOut], summary="Published parameter values"
+)
+def publications(request: HttpRequest, policy: str | None = None):
+    from kechuang.calculator import law
+
+    access_runs.require_view(request.user)
+    return [_publication_out(p) for p in law.publications(policy_id=policy or None)]
 
 
 @router.get("/offers", response=list[OfferOut], summary="The caller's enterprise's offers")

@@ -13,8 +13,9 @@ the old value and one on or after it the new value. Publications are layered in 
 of effective date, so a later-dated one ends an earlier open-ended one.
 
 The layered policy is cached per process, keyed on a version read with one small
-query (the highest publication id and the number of withdrawals): a publication or
-withdrawal in any process changes the key.
+query (the highest publication id, the number of rows and of withdrawals, the latest
+publication time): a publication or withdrawal in any process changes the key. The
+time is there because SQLite reuses the id of a rolled-back row.
 """
 
 from __future__ import annotations
@@ -42,22 +43,31 @@ __all__ = [
     "layer_publication",
     "policies_in_force",
     "policy_in_force",
+    "publications",
+    "published_values",
     "publication_article",
     "publications_version",
 ]
 
 _ONE_DAY = dt.timedelta(days=1)
-_cache: dict[str, tuple[tuple[int, int], Policy]] = {}
+_cache: dict[str, tuple[tuple[Any, ...], Policy, list[ParameterPublication]]] = {}
 _cache_lock = Lock()
 
 
-def publications_version() -> tuple[int, int]:
-    """(highest publication id, number of withdrawals): changes on every publish/withdraw."""
+#: The version when nothing was ever published.
+NOTHING_PUBLISHED: tuple[Any, ...] = (0, 0, 0, None)
+
+
+def publications_version() -> tuple[Any, ...]:
+    """A key that changes on every publication and withdrawal (see the module doc)."""
     table = connection.ops.quote_name(ParameterPublication._meta.db_table)
     with connection.cursor() as cur:
-        cur.execute(f"SELECT COALESCE(MAX(id), 0), COUNT(withdrawn_at) FROM {table}")
-        top, withdrawn = cur.fetchone()
-    return int(top), int(withdrawn)
+        cur.execute(
+            f"SELECT COALESCE(MAX(id), 0), COUNT(*), COUNT(withdrawn_at), MAX(published_at) "
+            f"FROM {table}"
+        )
+        top, rows, withdrawn, latest = cur.fetchone()
+    return int(top), int(rows), int(withdrawn), str(latest) if latest is not None else None
 
 
 def clear_cache() -> None:
@@ -83,21 +93,70 @@ def policies_in_force(policy_ids: Iterable[str]) -> list[Policy]:
     return [_in_force(pid, version) for pid in policy_ids]
 
 
-def _in_force(policy_id: str, version: tuple[int, int]) -> Policy:
+def _in_force(policy_id: str, version: tuple[Any, ...]) -> Policy:
     base = get_policy(policy_id)
     with _cache_lock:
         hit = _cache.get(policy_id)
     if hit is not None and hit[0] == version and hit[1].path == base.path:
         return hit[1]
-    pubs = list(
-        ParameterPublication.objects.filter(policy_id=policy_id, withdrawn_at__isnull=True)
-        .select_related("published_by")
-        .order_by("effective_from", "id")
-    )
+    if version == NOTHING_PUBLISHED:
+        # Nothing was ever published: the file is the law (no query for the rows).
+        pubs: list[ParameterPublication] = []
+    else:
+        pubs = list(
+            ParameterPublication.objects.filter(policy_id=policy_id, withdrawn_at__isnull=True)
+            .select_related("published_by")
+            .order_by("effective_from", "id")
+        )
     policy = layer_publications(base, pubs)
     with _cache_lock:
-        _cache[policy_id] = (version, policy)
+        _cache[policy_id] = (version, policy, pubs)
     return policy
+
+
+def published_values(policy: Policy, as_of: dt.date) -> list[dict[str, Any]]:
+    """The published values layered into ``policy`` (from :func:`policy_in_force`), for
+    display beside the parameters: value, dates, 文号 and article, who published and
+    when, and whether it is the value in force on ``as_of``. No query: the rows are the
+    ones the layered policy was built from."""
+    with _cache_lock:
+        hit = _cache.get(policy.id)
+    if hit is None or hit[1] is not policy:
+        return []
+    out = []
+    for pub in hit[2]:
+        param = policy.parameters.get(pub.parameter)
+        if param is None:
+            continue
+        entry = param.at(as_of)
+        out.append(
+            {
+                "name": pub.parameter,
+                "title": param.title.zh,
+                "value": format(Decimal(pub.value).normalize(), "f"),
+                "since": pub.effective_from,
+                "until": pub.effective_until,
+                "document_number": pub.document_number,
+                "article": pub.article,
+                "published_by": pub.published_by.get_username(),
+                "published_at": pub.published_at,
+                "in_force": entry is not None and entry.start == pub.effective_from
+                and entry.line is None,
+            }
+        )
+    return out
+
+
+def publications(
+    *, policy_id: str | None = None, include_withdrawn: bool = True
+) -> list[ParameterPublication]:
+    """Published values for the pages, the API and the CLI: by policy, parameter, date."""
+    qs = ParameterPublication.objects.select_related("published_by", "withdrawn_by", "reform")
+    if policy_id is not None:
+        qs = qs.filter(policy_id=policy_id)
+    if not include_withdrawn:
+        qs = qs.filter(withdrawn_at__isnull=True)
+    return list(qs.order_by("policy_id", "parameter", "effective_from", "id"))
 
 
 def layer_publications(base: Policy, pubs: Iterable[ParameterPublication]) -> Policy:

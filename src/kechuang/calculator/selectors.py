@@ -131,6 +131,8 @@ class PolicyCheck:
     decision: Decision = field(repr=False)
     #: 不得重复享受: the declared reason, when a policy this one excludes is also met.
     stacking: list[str] = field(default_factory=list)
+    #: Parameter values an admin published (``law.published_values``), with their 文号.
+    published: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def benefit_text(self) -> str:
@@ -200,6 +202,8 @@ def enterprise_selfcheck(*, enterprise: Enterprise, as_of: dt.date, user: Any = 
         )
         for policy in policies_in_force(as_of)
     ]
+    for check in checks:
+        check.published = law.published_values(check.decision.evaluation.policy, as_of)
     note_stacking(checks)
     return SelfCheck(enterprise=enterprise, as_of=as_of, checks=checks, facts=row)
 

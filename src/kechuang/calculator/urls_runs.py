@@ -22,4 +22,10 @@ urlpatterns = [
     path("reforms/", views_runs.reforms_list, name="reforms_list"),
     path("reforms/<int:reform_id>/", views_runs.reform_detail, name="reform_detail"),
     path("reforms/<int:reform_id>/chart.png", views_runs.reform_chart, name="reform_chart"),
+    path("reforms/<int:reform_id>/publish/", views_runs.reform_publish, name="reform_publish"),
+    path(
+        "publications/<int:publication_id>/withdraw/",
+        views_runs.publication_withdraw,
+        name="publication_withdraw",
+    ),
 ]

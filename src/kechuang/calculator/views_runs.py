@@ -1,5 +1,5 @@
 """免申即享 run, offer and reform pages. Thin: access from ``access_runs``, reads from
-``selectors_runs``, writes through ``services_runs`` / ``reforms``."""
+``selectors_runs``, writes through ``services_runs`` / ``reforms`` / ``services_law``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from kechuang.calculator import access_runs, runs, selectors_runs, services_runs
+from kechuang.calculator import access_runs, law, runs, selectors_runs, services_runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun
 from kechuang.errors import KechuangError
 from kechuang.registry.selectors import enterprise_streets
@@ -336,8 +336,76 @@ def reform_detail(request: HttpRequest, reform_id: int) -> HttpResponse:
             "progress": progress,
             "policy": get_policy(reform.policy_id),
             "may_manage": access_runs.may_manage_runs(request.user),
+            "may_publish": access_runs.may_publish_parameters(request.user),
+            "publications": law.publications(policy_id=reform.policy_id),
+            "publish_error": request.session.pop("publish_error", None),
         },
     )
+
+
+@login_required
+@require_POST
+def reform_publish(request: HttpRequest, reform_id: int) -> HttpResponse:
+    """Publish some of the reform's values as the law in force (admins only)."""
+    from kechuang.calculator import services_law
+
+    reform, _run = _reform_run(request, reform_id)
+    access_runs.require_publish(request.user)
+    try:
+        published = services_law.parameter_publish(
+            reform=reform,
+            parameters=request.POST.getlist("parameters"),
+            effective_from=_date_or_none(request.POST.get("effective_from"), "effective_from"),
+            effective_until=_date_or_none(request.POST.get("effective_until"), "effective_until"),
+            document_number=request.POST.get("document_number", ""),
+            article=request.POST.get("article", ""),
+            reason=request.POST.get("reason", ""),
+            actor=request.user,
+        )
+    except KechuangError as e:
+        request.session["publish_error"] = {"message": e.message, "field": e.field}
+        messages.error(request, e.message)
+    else:
+        messages.success(
+            request,
+            _("已发布 %(names)s，自 %(day)s 起施行")
+            % {"names": ", ".join(p.parameter for p in published), "day": published[0].effective_from},
+        )
+    return redirect("calculator:reform_detail", reform_id=reform.pk)
+
+
+@login_required
+@require_POST
+def publication_withdraw(request: HttpRequest, publication_id: int) -> HttpResponse:
+    """Withdraw a publication that has not taken effect (admins only)."""
+    from kechuang.calculator import services_law
+    from kechuang.calculator.models_law import ParameterPublication
+
+    access_runs.require_publish(request.user)
+    pub = get_object_or_404(ParameterPublication, pk=publication_id)
+    try:
+        services_law.parameter_publication_withdraw(
+            publication=pub, reason=request.POST.get("reason", ""), actor=request.user
+        )
+    except KechuangError as e:
+        messages.error(request, e.message)
+    else:
+        messages.success(request, _("已撤回"))
+    if pub.reform_id:
+        return redirect("calculator:reform_detail", reform_id=pub.reform_id)
+    return redirect("calculator:reforms_list")
+
+
+def _date_or_none(text: str | None, field: str) -> dt.date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise KechuangError(
+            f"日期格式应为 YYYY-MM-DD / {field}: not a date (YYYY-MM-DD): {text!r}", field=field
+        ) from None
 
 
 @login_required

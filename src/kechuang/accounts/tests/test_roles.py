@@ -29,6 +29,7 @@ def test_each_role_has_exactly_its_abilities(
             "import_registry",
             "export_registry",
             "read_audit_log",
+            "publish_parameters",
         },
     }
 
