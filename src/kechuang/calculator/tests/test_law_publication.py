@@ -12,9 +12,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import translation
 
 from kechuang.accounts.models import AuditLog
 from kechuang.accounts.tokens import token_create
@@ -385,3 +387,18 @@ def test_the_cli_publishes_for_an_admin_only(ratio_reform, admin_root, staff_zha
     assert "published #" in capsys.readouterr().out
     call_command("reforms", "publications", "--policy", "voucher")
     assert "普科委〔2026〕1号" in capsys.readouterr().out
+
+
+@pytest.fixture
+def restore_language():
+    yield
+    # The page activated English in this thread; later tests read Chinese.
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.mark.django_db
+def test_the_publish_form_reads_in_english(client, admin_root, ratio_reform, restore_language):
+    client.force_login(admin_root)
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    page = client.get(f"/calculator/reforms/{ratio_reform.pk}/").content.decode()
+    assert "Publish as the law in force" in page and "effective until (optional)" in page
