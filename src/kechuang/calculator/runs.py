@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -408,18 +407,26 @@ def _json_object(pairs: list[tuple[str, str]]) -> str:
     return expr
 
 
-def compile_for_run(policy: Policy, as_of: dt.date, run_id: int) -> CompiledPolicy:
-    compiled = compile_sql(policy, as_of, dialect(), table=facts_table(run_id))
-    if compiled.dialect == "postgres":
-        # PostgreSQL inlines a CTE read once; inlining the compiled chain of CTEs into
-        # each other multiplied the expression trees until the planner was killed for
-        # memory (hte, 2026-11-24). Materialised, the plan takes milliseconds.
-        compiled.sql = _CTE.sub(r"\1\2 AS MATERIALIZED (", compiled.sql)
-    return compiled
+def compile_for_run(
+    policy: Policy, as_of: dt.date, run_id: int, part: tuple[int, int] | None = None
+) -> CompiledPolicy:
+    """The policy's query over the run's facts, or over one part of them.
+
+    ``part=(i, n)`` reads only the rows of slice i of n (by a hash of the credit code), so
+    that one long policy can be inserted on several connections at once.
+    """
+    table = facts_table(run_id)
+    if part is not None:
+        table = f"(SELECT * FROM {table} WHERE {slice_test('entity_id', part)}) part_facts"
+    # The compiler keeps PostgreSQL from inlining its layers into each other (the plan
+    # would grow until the planner ran out of memory) while rows still stream.
+    return compile_sql(policy, as_of, dialect(), table=table)
 
 
-#: The head of each CTE the compiler writes: ``WITH raw AS (`` and ``,\nd7 AS (``.
-_CTE = re.compile(r"(^WITH |,\n)(\w+) AS \(")
+def slice_test(column: str, part: tuple[int, int]) -> str:
+    """SQL true for the rows of slice ``part[0]`` of ``part[1]`` (PostgreSQL)."""
+    i, n = int(part[0]), int(part[1])
+    return f"mod(abs(hashtext({column})::bigint), {n}) = {i}"
 
 
 def insert_results(
@@ -436,7 +443,11 @@ def insert_results(
     benefit_sql = (
         f'CAST(q."{"__".join(benefit)}" AS NUMERIC)' if benefit else "CAST(NULL AS NUMERIC)"
     )
-    outputs = _json_object([(col, f'q."{col}"') for col in compiled.columns])
+    if connection.vendor == "postgresql":
+        # The row as one JSON object: a third faster than naming its 46 columns.
+        outputs = "to_jsonb(q) - 'entity_id'"
+    else:
+        outputs = _json_object([(col, f'q."{col}"') for col in compiled.columns])
     if "'" in policy.id:
         raise KechuangError(f"bad policy id {policy.id!r}")
     cols = [
@@ -465,7 +476,9 @@ def insert_results(
         return cur.rowcount
 
 
-def delete_results(run_id: int, policy_id: str | None = None) -> int:
+def delete_results(
+    run_id: int, policy_id: str | None = None, part: tuple[int, int] | None = None
+) -> int:
     """Delete a run's stored results (one policy's, or all) with one statement.
 
     Only for a run that has made no offer (an unconfirmed run): the ORM's cascade
@@ -480,6 +493,8 @@ def delete_results(run_id: int, policy_id: str | None = None) -> int:
     if policy_id is not None:
         sql += " AND policy_id = %s"
         params.append(policy_id)
+    if part is not None:
+        sql += f" AND {slice_test('credit_code', part)}"
     with connection.cursor() as cur:
         cur.execute(sql, params)
         return cur.rowcount

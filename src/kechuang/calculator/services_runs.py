@@ -44,6 +44,8 @@ SCOPE_KEYS = ("street", "industry_code", "certification")
 
 #: Policies inserted at the same time on PostgreSQL (each on its own connection).
 PARALLEL_INSERTS = 3
+#: Slices a long policy is inserted in, on PostgreSQL (see ``_execute``).
+SLICES = 3
 
 #: A running run whose worker has not reported for this long is shown as interrupted.
 STALE_AFTER = dt.timedelta(seconds=120)
@@ -246,6 +248,9 @@ def _execute(run: MianshenRun, started: float) -> None:
         with transaction.atomic():
             runs.delete_results(run.pk, pid)
             runs.insert_results(run.pk, policy, compiled, benefit)
+        finished(pid)
+
+    def finished(pid) -> None:
         with lock:
             # One writer of the progress fields at a time (threads share the run).
             done.append(pid)
@@ -253,9 +258,33 @@ def _execute(run: MianshenRun, started: float) -> None:
             _progress(run, f"policy {pid}", policies_done=list(done))
 
     if runs.parallel_inserts() and len(todo) > 1:
-        # PostgreSQL, outside any transaction: each policy on its own connection.
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_INSERTS, len(todo))) as pool:
-            futures = [pool.submit(_in_thread, insert, *item) for item in todo]
+        # PostgreSQL, outside any transaction: the policies on several connections at
+        # once. A long policy (hte's query is ten times a district pack's) is split into
+        # slices of the registry, each deleted and inserted in its own transaction, so
+        # that no connection is left running one long query alone at the end.
+        longest = max(len(item[2].sql) for item in todo)
+        parts_left: dict[str, int] = {}
+        jobs = []
+        for pid, policy, compiled, benefit in todo:
+            n = SLICES if len(compiled.sql) * 2 > longest else 1
+            parts_left[pid] = n
+            for i in range(n):
+                jobs.append((len(compiled.sql) / n, pid, policy, benefit, (i, n) if n > 1 else None))
+        jobs.sort(key=lambda job: job[0], reverse=True)
+
+        def insert_part(pid, policy, benefit, part) -> None:
+            compiled = runs.compile_for_run(policy, run.as_of, run.pk, part)
+            with transaction.atomic():
+                runs.delete_results(run.pk, pid, part)
+                runs.insert_results(run.pk, policy, compiled, benefit)
+            with lock:
+                parts_left[pid] -= 1
+                last = parts_left[pid] == 0
+            if last:
+                finished(pid)
+
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_INSERTS, len(jobs))) as pool:
+            futures = [pool.submit(_in_thread, insert_part, *job[1:]) for job in jobs]
             for f in futures:
                 f.result()
     else:
