@@ -199,7 +199,10 @@ def main() -> None:
     ap.add_argument("--facts-10m", default=str(OUT / "facts_10m.parquet"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--slow-repeat", type=int, default=3, help="repeats for the compiled runs")
-    ap.add_argument("--ids-10m", default="", help="packs for the 10M run (default: all)")
+    ap.add_argument(
+        "--ids", default="", help="packs for `rules run` (default: every compilable policy)"
+    )
+    ap.add_argument("--ids-10m", default="", help="packs for the 10M run (default: --ids)")
     ap.add_argument(
         "--skip", default="", help="comma list: run_all,ratio,openfisca,10m,spark,explain"
     )
@@ -207,6 +210,8 @@ def main() -> None:
     skip = set(filter(None, a.skip.split(",")))
     as_of = a.as_of
     ids, failed = _compilable(dt.date.fromisoformat(as_of))
+    if a.ids:
+        ids = [i for i in a.ids.split(",") if i in ids]
     res: dict = {"policies": ids, "not_compilable": failed}
     rows: list[tuple[str, str, str, str]] = []
     o = str(OUT)
