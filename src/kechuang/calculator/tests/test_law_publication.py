@@ -402,3 +402,15 @@ def test_the_publish_form_reads_in_english(client, admin_root, ratio_reform, res
     client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     page = client.get(f"/calculator/reforms/{ratio_reform.pk}/").content.decode()
     assert "Publish as the law in force" in page and "effective until (optional)" in page
+
+
+@pytest.mark.django_db
+def test_a_new_reform_starts_from_the_published_value(client, staff_zhang, admin_root, ratio_reform, new_ratio):
+    publish(ratio_reform, admin_root)
+    client.force_login(staff_zhang)
+    page = client.get("/calculator/reforms/?policy=voucher&as_of=2026-01-01").content.decode()
+    assert "普科委〔2026〕1号 第三条" in page and "自 2026-01-01 起" in page
+    [row] = [p for p in reforms.reform_parameters("voucher", NEW_YEAR) if p["name"] == VOUCHER_RATIO]
+    assert Decimal(row["value"]) == new_ratio and row["since"] == NEW_YEAR
+    [old] = [p for p in reforms.reform_parameters("voucher", EVE) if p["name"] == VOUCHER_RATIO]
+    assert Decimal(old["value"]) != new_ratio
