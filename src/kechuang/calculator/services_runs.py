@@ -233,6 +233,10 @@ def _execute(run: MianshenRun, started: float) -> None:
         policy = runs.resolve_policy(pid, overrides if pid == reform_policy else None, run.as_of)
         compiled = runs.compile_for_run(policy, run.as_of, run.pk)
         benefit = runs.benefit_output(policy)
+        if pid in done and run.policy_hashes.get(pid, policy.sha256) != policy.sha256:
+            # A value published (or withdrawn) since the run stopped changed this
+            # policy's law: computed again, so that one run reads one law throughout.
+            done.remove(pid)
         hashes[pid] = policy.sha256
         params[pid] = runs.parameters_at(policy, run.as_of)
         columns[pid] = runs.column_spec(compiled)

@@ -414,3 +414,25 @@ def test_a_new_reform_starts_from_the_published_value(client, staff_zhang, admin
     assert Decimal(row["value"]) == new_ratio and row["since"] == NEW_YEAR
     [old] = [p for p in reforms.reform_parameters("voucher", EVE) if p["name"] == VOUCHER_RATIO]
     assert Decimal(old["value"]) != new_ratio
+
+
+@pytest.mark.django_db
+def test_a_resumed_run_computes_again_a_policy_whose_law_changed_meanwhile(
+    alice, staff_zhang, admin_root, reward_reform, immediate_tasks,
+    django_capture_on_commit_callbacks,
+):
+    from kechuang.calculator.services_runs import mianshen_run_resume
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+    run.refresh_from_db()
+    old = run.results.get(credit_code=alice.credit_code).benefit
+    # The worker stopped after storing the policy; then a value is published.
+    MianshenRun.objects.filter(pk=run.pk).update(status=MianshenRun.Status.INTERRUPTED)
+    [pub] = publish(reward_reform, admin_root, effective_from=AS_OF)
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_resume(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    assert run.results.get(credit_code=alice.credit_code).benefit == pub.value != old
+    assert Decimal(run.parameters[HTE]["reward_amount"][0]["value"]) == pub.value
