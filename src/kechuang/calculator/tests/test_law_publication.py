@@ -436,3 +436,17 @@ def test_a_resumed_run_computes_again_a_policy_whose_law_changed_meanwhile(
     assert run.status == MianshenRun.Status.DONE, run.error
     assert run.results.get(credit_code=alice.credit_code).benefit == pub.value != old
     assert Decimal(run.parameters[HTE]["reward_amount"][0]["value"]) == pub.value
+
+
+@pytest.mark.django_db
+def test_only_an_admin_withdraws_on_the_page(client, ratio_reform, admin_root, staff_zhang):
+    [pub] = publish(ratio_reform, admin_root, effective_from=dt.date(2099, 1, 1))
+    client.force_login(staff_zhang)
+    refused = client.post(f"/calculator/publications/{pub.pk}/withdraw/", {"reason": "暂缓"})
+    assert refused.status_code == 403
+    client.force_login(admin_root)
+    done = client.post(f"/calculator/publications/{pub.pk}/withdraw/", {"reason": "暂缓"})
+    assert done.status_code == 302
+    pub.refresh_from_db()
+    assert pub.withdrawn and pub.withdrawn_by == admin_root and pub.withdrawal_reason == "暂缓"
+    assert law.policy_in_force("voucher") is get_policy("voucher")
