@@ -8,6 +8,8 @@ from io import StringIO
 from django.core.management import call_command
 
 from kechuang.vouchers import selectors, services
+from kechuang.vouchers.management.commands import vouchers_bench
+from kechuang.vouchers.models import ServiceOrder
 from kechuang.vouchers.tests import factories as f
 
 
@@ -58,3 +60,20 @@ def test_vouchers_demo_builds_a_program_once(staff_zhang, inst_lab, ent_alice, e
     program = Program.objects.get()
     assert selectors.budget_identity_holds(program)
     assert Claim.objects.get().status == "submitted"
+
+
+def test_vouchers_bench_data_applies_cleanly_and_its_check_sees_a_wrong_subsidy(db):
+    bench = vouchers_bench.prepare(orders=6, enterprises=3, with_tokens=True)
+    assert len(bench.order_ids) == 6 and set(bench.tokens) == set(bench.order_ids)
+    out: list = []
+    vouchers_bench._service_client(bench.order_ids, _NoWait(), out)
+    assert out == [(6, 0)]
+    assert vouchers_bench.violations(bench.program) == []
+    # An order whose subsidy differs from its commitment is what the check is for.
+    ServiceOrder.objects.filter(pk=bench.order_ids[0]).update(subsidy_amount="1.00")
+    assert "committed ≠ sum of order subsidies" in vouchers_bench.violations(bench.program)
+
+
+class _NoWait:
+    def wait(self) -> None:
+        pass

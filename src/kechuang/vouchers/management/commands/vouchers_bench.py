@@ -2,46 +2,305 @@
 second with concurrent clients calling the service layer, then the invariants.
 
 It writes a benchmark program, institution, enterprises and orders into the
-configured database: point DATABASE_URL at a scratch database. Each client is
-its own process (own connection, no shared GIL), released together; every
-client applies vouchers to its share of orders spread over many enterprises
-(a few clients share each enterprise, so its quota lock is contended)."""
+configured database: point DATABASE_URL at a scratch database. Every client
+applies vouchers to its share of orders spread over many enterprises (a few
+clients share each enterprise, so its quota lock is contended), all released
+together. Each client is a thread with its own database connection and its own
+transactions; ``--processes`` spreads the clients over that many processes
+(default 2, one per core of the benchmark machine: 32 processes on 2 cores
+spend their time switching and re-warming caches, not applying vouchers).
+
+``--http`` drives the HTTP API instead: it serves the app with gunicorn (waitress
+when gunicorn is not installed), DEBUG off, and the clients POST
+``/api/vouchers/orders/{pk}/vouchers`` with each enterprise's API token and an
+idempotency key over loopback."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import multiprocessing as mp
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
+from kechuang.accounts import tokens
 from kechuang.accounts.models import Role, User
 from kechuang.errors import KechuangError
 from kechuang.registry.models import Enterprise
 from kechuang.vouchers import selectors, services
-from kechuang.vouchers.models import ServiceCategory, ServiceOrder
+from kechuang.vouchers.models import (
+    LedgerTransaction,
+    Program,
+    ServiceCategory,
+    ServiceOrder,
+)
 
 
-def _client(order_ids: list[int], barrier, results) -> None:
-    connections.close_all()
+@dataclass
+class Bench:
+    program: Program
+    order_ids: list[int]
+    #: API token of each order's enterprise user, by order id (``--http`` only).
+    tokens: dict[int, str]
+
+
+def prepare(*, orders: int, enterprises: int, with_tokens: bool = False) -> Bench:
+    """A fresh program with ``enterprises`` enterprises, each with an approved
+    quota of about all of its orders, and ``orders`` draft orders of ¥100."""
+    run = uuid.uuid4().hex[:8]
+    today = timezone.localdate()
+    staff = User.objects.create_user(f"bench_staff_{run}", role=Role.STAFF)
+    inst_user = User.objects.create_user(f"bench_inst_{run}", role=Role.INSTITUTION)
+    category, _ = ServiceCategory.objects.get_or_create(code="bench", defaults={"name": "bench"})
+    per_order = Decimal("100.00")
+    quota_each = per_order * orders // enterprises  # enough for about all of its orders
+    program = services.program_create(
+        year=today.year,
+        name=f"bench {run}",
+        budget=quota_each * enterprises * 2,
+        per_enterprise_cap=quota_each,
+        per_team_cap=quota_each,
+        valid_from=today.replace(month=1, day=1),
+        valid_until=today.replace(month=12, day=31),
+        categories=[category],
+        actor=staff,
+        idempotency_key=f"bench-program-{run}",
+    )
+    inst = services.institution_apply(
+        actor=inst_user, name=f"bench lab {run}", credit_code=f"BENCH{run}".ljust(18, "0")
+    )
+    inst = services.institution_decide(institution=inst, actor=staff, approve=True)
+    offering = services.offering_create(
+        institution=inst, actor=inst_user, category=category, name="bench", price=per_order
+    )
+    users = []
+    for i in range(enterprises):
+        ent = Enterprise.objects.create(credit_code=f"B{run}{i:09d}"[:18], name=f"bench {run} {i}")
+        user = User.objects.create_user(f"bench_{run}_{i}", role=Role.ENTERPRISE, enterprise=ent)
+        app = services.quota_apply(
+            program=program,
+            enterprise=ent,
+            actor=user,
+            amount=quota_each,
+            applicant_facts={"registered_in_shanghai": True, "is_tsme": True},
+        )
+        services.quota_approve(
+            application=app, actor=staff, amount=quota_each, idempotency_key=f"bench-q-{run}-{i}"
+        )
+        users.append(user)
+    ServiceOrder.objects.bulk_create(
+        ServiceOrder(
+            program=program,
+            enterprise=users[i % enterprises].enterprise,
+            institution=inst,
+            offering=offering,
+            contract_amount=per_order,
+            order_date=today,
+            start_date=today,
+            end_date=today,
+            created_by=users[i % enterprises],
+        )
+        for i in range(orders)
+    )
+    ids = list(
+        ServiceOrder.objects.filter(program=program).order_by("pk").values_list("pk", flat=True)
+    )
+    token_of: dict[int, str] = {}
+    if with_tokens:
+        by_enterprise = {
+            u.enterprise_id: tokens.token_create(user=u, name=f"bench {run}")[1] for u in users
+        }
+        for pk, ent_id in ServiceOrder.objects.filter(program=program).values_list(
+            "pk", "enterprise_id"
+        ):
+            token_of[pk] = by_enterprise[ent_id]
+    return Bench(program=program, order_ids=ids, tokens=token_of)
+
+
+def violations(program: Program) -> list[str]:
+    """The ledger invariants after the run, as a list of what is broken."""
+    found = []
+    if not selectors.budget_identity_holds(program):
+        found.append("budget identity")
+    if selectors.negative_accounts(program):
+        found.append("negative balance")
+    if selectors.unbalanced_transactions(program):
+        found.append("unbalanced transaction")
+    applied = ServiceOrder.objects.filter(program=program).exclude(status="draft")
+    commitments = LedgerTransaction.objects.filter(
+        program=program, idempotency_key__startswith="bench-o-"
+    )
+    if applied.count() != commitments.count():
+        found.append("orders applied ≠ commitments posted")
+    committed = selectors.program_balances(program)["committed"]
+    subsidies = sum((o.subsidy_amount for o in applied.only("subsidy_amount")), Decimal(0))
+    if committed != subsidies:
+        found.append("committed ≠ sum of order subsidies")
+    return found
+
+
+# ---------------------------------------------------------------- clients
+
+
+def _service_client(order_ids: list[int], start: threading.Barrier, out: list) -> None:
+    """One client: one service call (one transaction) per order."""
     done = refused = 0
     actors: dict[int, User] = {}  # a client signs in once per enterprise, not per order
-    barrier.wait()
+    start.wait()
     for pk in order_ids:
         order = ServiceOrder.objects.select_related("enterprise", "program").get(pk=pk)
         actor = actors.get(order.enterprise_id)
         if actor is None:
             actor = actors[order.enterprise_id] = User.objects.get(enterprise=order.enterprise)
         try:
-            services.order_voucher_apply(order=order, actor=actor, idempotency_key=f"bench-{pk}")
+            services.order_voucher_apply(order=order, actor=actor, idempotency_key=f"bench-o-{pk}")
             done += 1
         except KechuangError:
             refused += 1
-    results.put((done, refused))
+    out.append((done, refused))
+
+
+def _http_client(
+    port: int, orders: list[tuple[int, str]], start: threading.Barrier, out: list
+) -> None:
+    """One client: one keep-alive connection, one POST per order."""
+    done = refused = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    start.wait()
+    for pk, token in orders:
+        body = json.dumps({"idempotency_key": f"bench-o-{pk}"})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        conn.request("POST", f"/api/vouchers/orders/{pk}/vouchers", body, headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            done += 1
+        elif response.status == 400:
+            refused += 1
+        else:
+            raise RuntimeError(f"order {pk}: HTTP {response.status}")
+        if response.will_close:
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.close()
+    out.append((done, refused))
+
+
+def _process(target, shares: list, ready, go, results) -> None:
+    """Run one thread per share in this process; report (done, refused) of each."""
+    connections.close_all()  # never share the parent's connection after fork
+    out: list = []
+    start = threading.Barrier(len(shares) + 1)
+
+    def client(share) -> None:
+        try:
+            target(*share, start, out)
+        finally:
+            connection.close()  # each thread has its own connection
+
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    for t in threads:
+        t.start()
+    ready.wait()
+    go.wait()
+    start.wait()
+    for t in threads:
+        t.join()
+    results.put(out)
+
+
+def run_clients(target, shares: list, processes: int) -> tuple[float, int, int]:
+    """Run ``target(*share)`` in one thread per share, spread over ``processes``
+    processes, all released at once; return (seconds, done, refused)."""
     connections.close_all()
+    ctx = mp.get_context("fork")
+    groups = [shares[p::processes] for p in range(processes)]
+    groups = [g for g in groups if g]
+    ready, go, results = ctx.Barrier(len(groups) + 1), ctx.Barrier(len(groups) + 1), ctx.Queue()
+    procs = [ctx.Process(target=_process, args=(target, g, ready, go, results)) for g in groups]
+    for p in procs:
+        p.start()
+    ready.wait()  # every process forked and its threads started
+    start = time.perf_counter()
+    go.wait()
+    outcomes = [o for _ in procs for o in results.get()]
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    if len(outcomes) != len(shares):
+        raise CommandError(f"{len(shares) - len(outcomes)} clients failed (see above)")
+    return elapsed, sum(d for d, _ in outcomes), sum(r for _, r in outcomes)
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+    """Serve the app on 127.0.0.1:``port`` with DEBUG off, in its own process group."""
+    env = dict(os.environ, KECHUANG_DEBUG="False")
+    env.setdefault("KECHUANG_SECRET_KEY", secrets.token_urlsafe(50))
+    # Each server thread keeps its connection between requests, as a deployment would.
+    env.setdefault("KECHUANG_DB_CONN_MAX_AGE", "60")
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable))
+    if gunicorn:
+        cmd = [
+            gunicorn,
+            "kechuang.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            "--worker-class=gthread",
+            "--backlog=256",
+            "--log-level=warning",
+        ]
+        name = f"gunicorn, {workers} worker processes × {threads} threads"
+    else:
+        cmd = [sys.executable, "-m", "kechuang", "serve", f"--port={port}", f"--threads={threads}"]
+        name = f"waitress, {threads} threads"
+    server = subprocess.Popen(cmd, env=env, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise CommandError(f"the server exited ({server.returncode})")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/openapi.json")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return server, name
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    raise CommandError("the server did not answer within 30 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 class Command(BaseCommand):
@@ -49,118 +308,48 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--clients", type=int, default=32)
+        parser.add_argument("--processes", type=int, default=2, help="processes the clients share")
         parser.add_argument("--orders", type=int, default=3200)
         parser.add_argument("--enterprises", type=int, default=64)
+        parser.add_argument("--http", action="store_true", help="through the HTTP API")
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+        parser.add_argument("--threads", type=int, default=8, help="threads per server worker")
         parser.add_argument("--yes-write-benchmark-data", action="store_true")
 
-    def handle(self, *args, clients: int, orders: int, enterprises: int, **opts) -> None:
+    def handle(self, *args, clients: int, processes: int, orders: int, **opts) -> None:
         if not opts["yes_write_benchmark_data"]:
             raise CommandError(
                 "writes benchmark data; pass --yes-write-benchmark-data on a scratch database"
             )
-        run = uuid.uuid4().hex[:8]
-        today = timezone.localdate()
-        staff = User.objects.create_user(f"bench_staff_{run}", role=Role.STAFF)
-        inst_user = User.objects.create_user(f"bench_inst_{run}", role=Role.INSTITUTION)
-        category, _ = ServiceCategory.objects.get_or_create(
-            code="bench", defaults={"name": "bench"}
-        )
-        per_order = Decimal("100.00")
-        quota_each = per_order * orders // enterprises  # enough for about all of its orders
-        program = services.program_create(
-            year=today.year,
-            name=f"bench {run}",
-            budget=quota_each * enterprises * 2,
-            per_enterprise_cap=quota_each,
-            per_team_cap=quota_each,
-            valid_from=today.replace(month=1, day=1),
-            valid_until=today.replace(month=12, day=31),
-            categories=[category],
-            actor=staff,
-            idempotency_key=f"bench-program-{run}",
-        )
-        inst = services.institution_apply(
-            actor=inst_user, name=f"bench lab {run}", credit_code=f"BENCH{run}".ljust(18, "0")
-        )
-        inst = services.institution_decide(institution=inst, actor=staff, approve=True)
-        offering = services.offering_create(
-            institution=inst, actor=inst_user, category=category, name="bench", price=per_order
-        )
-        users = []
-        for i in range(enterprises):
-            ent = Enterprise.objects.create(
-                credit_code=f"B{run}{i:09d}"[:18], name=f"bench {run} {i}"
-            )
-            user = User.objects.create_user(
-                f"bench_{run}_{i}", role=Role.ENTERPRISE, enterprise=ent
-            )
-            app = services.quota_apply(
-                program=program,
-                enterprise=ent,
-                actor=user,
-                amount=quota_each,
-                applicant_facts={"registered_in_shanghai": True, "is_tsme": True},
-            )
-            services.quota_approve(
-                application=app,
-                actor=staff,
-                amount=quota_each,
-                idempotency_key=f"bench-q-{run}-{i}",
-            )
-            users.append(user)
-        created = ServiceOrder.objects.bulk_create(
-            ServiceOrder(
-                program=program,
-                enterprise=users[i % enterprises].enterprise,
-                institution=inst,
-                offering=offering,
-                contract_amount=per_order,
-                order_date=today,
-                start_date=today,
-                end_date=today,
-                created_by=users[i % enterprises],
-            )
-            for i in range(orders)
-        )
-        ids = (
-            [o.pk for o in created]
-            if created[0].pk
-            else list(
-                ServiceOrder.objects.filter(program=program)
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
-        )
-        connections.close_all()
-        ctx = mp.get_context("fork")
-        barrier, results = ctx.Barrier(clients + 1), ctx.Queue()
-        procs = [
-            ctx.Process(target=_client, args=(ids[c::clients], barrier, results))
-            for c in range(clients)
-        ]
-        for p in procs:
-            p.start()
-        barrier.wait()
-        start = time.perf_counter()
-        outcomes = [results.get() for _ in procs]
-        elapsed = time.perf_counter() - start
-        for p in procs:
-            p.join()
-        done = sum(d for d, _ in outcomes)
-        refused = sum(r for _, r in outcomes)
-        b = selectors.program_balances(program)
-        violations = []
-        if not selectors.budget_identity_holds(program):
-            violations.append("budget identity")
-        if selectors.negative_accounts(program):
-            violations.append("negative balance")
-        if selectors.unbalanced_transactions(program):
-            violations.append("unbalanced transaction")
+        if clients < 1 or not 1 <= processes <= clients:
+            raise CommandError("need --clients ≥ 1 and 1 ≤ --processes ≤ --clients")
+        bench = prepare(orders=orders, enterprises=opts["enterprises"], with_tokens=opts["http"])
+        ids = bench.order_ids
+        server = None
+        how = f"service layer, {processes} processes"
+        if opts["http"]:
+            port = _free_port()
+            server, name = start_server(port, opts["workers"], opts["threads"])
+            how = f"HTTP API on loopback ({name}), clients in {processes} processes"
+            shares = [
+                (port, [(pk, bench.tokens[pk]) for pk in ids[c::clients]]) for c in range(clients)
+            ]
+            target = _http_client
+        else:
+            shares = [(ids[c::clients],) for c in range(clients)]
+            target = _service_client
+        try:
+            elapsed, done, refused = run_clients(target, shares, processes)
+        finally:
+            if server is not None:
+                stop_server(server)
+        b = selectors.program_balances(bench.program)
+        broken = violations(bench.program)
         self.stdout.write(
-            f"{clients} clients, {orders} orders over {enterprises} enterprises: {done} applied, "
-            f"{refused} refused in {elapsed:.2f}s = {done / elapsed:.0f} applications/s; "
-            f"committed {b['committed']}, quota left {b['quota']}; "
-            f"invariant violations: {', '.join(violations) or 'none'}"
+            f"{clients} clients ({how}), {orders} orders over {opts['enterprises']} "
+            f"enterprises: {done} applied, {refused} refused in {elapsed:.2f}s = "
+            f"{done / elapsed:.0f} applications/s; committed {b['committed']}, "
+            f"quota left {b['quota']}; invariant violations: {', '.join(broken) or 'none'}"
         )
-        if violations:
+        if broken:
             raise CommandError("invariants violated")
