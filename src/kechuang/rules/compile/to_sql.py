@@ -90,7 +90,28 @@ class Compiler:
                 self.inline.add(name)
                 self._split_quotient(name)
         self._hoist_bands()
+        self._hoist_parameters()
         self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
+
+    def _hoist_parameters(self) -> None:
+        """Give each parameter chosen per row (``select_by``, e.g. the regime of the tax
+        year) a hidden column, and each distinct selecting value one too: otherwise every
+        use repeats the whole CASE over the timeline, and every CASE branch the key."""
+        self.param_keys: dict[str, str] = {}
+        self.param_cols: dict[str, str] = {}
+        used: set[str] = set()
+        for e in self.defs.values():
+            used |= e.names
+        for pname, param in self.p.parameters.items():
+            if param.select_by is None or pname not in used:
+                continue
+            text = param.select_by.tree.sql()
+            if text not in self.param_keys:
+                key = f"__key_{len(self.param_keys)}"
+                self.param_keys[text] = key
+                self.defs[key] = Expr(text, param.select_by.tree.copy(), param.select_by.line)
+            self.param_cols[pname] = f"__param_{pname}"
+            self.defs[f"__param_{pname}"] = Expr(pname, exp.column(pname), param.select_by.line)
 
     def _hoist_bands(self) -> None:
         """Give every distinct band lookup its own hidden column, computed once per row.
@@ -209,6 +230,10 @@ class Compiler:
                 return Sql(_ident(name), "text")
             return Sql(_ident(name), "num", SCALES[typ])
         if name in self.p.parameters:
+            hoisted = self.param_cols.get(name)
+            if hoisted in self.def_sql:
+                s = self.def_sql[hoisted]
+                return Sql(_ident(hoisted), s.kind, s.scale)
             return self.parameter(name)
         if name in self.inline:
             return self.expr(self.defs[name].tree)
@@ -231,7 +256,11 @@ class Compiler:
             if entry is None or entry.value is None:
                 return Sql(self.null_num(), "num", scale)
             return Sql(self.rescale(self.num(entry.value), scale), "num", scale)
-        key = self.expr(param.select_by.tree)
+        key_col = self.param_keys.get(param.select_by.tree.sql())
+        if key_col in self.def_sql:
+            key = Sql(_ident(key_col), self.def_sql[key_col].kind, self.def_sql[key_col].scale)
+        else:
+            key = self.expr(param.select_by.tree)
         branches = []
         for entry in param.entries:
             value = (
@@ -843,7 +872,14 @@ class Compiler:
                 out.add(dep)
         for pname, param in self.p.parameters.items():
             if pname in self.defs[name].names and param.select_by is not None:
+                hoisted = self.param_cols.get(pname)
+                if hoisted is not None and name != hoisted:
+                    out.add(hoisted)  # read through its hidden column
+                    continue
                 out |= {x for x in param.select_by.names if x in self.defs}
+                key = self.param_keys.get(param.select_by.tree.sql())
+                if key is not None:
+                    out.add(key)
         return out
 
 
