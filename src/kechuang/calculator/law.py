@@ -32,9 +32,9 @@ from typing import Any
 
 from django.db import connection
 
+from kechuang import rules
 from kechuang.calculator.models_law import ParameterPublication
-from kechuang.rules import Decision, MalformedFacts, flatten, get_policy
-from kechuang.rules.explain.evaluate import evaluate_row
+from kechuang.rules import Decision, get_policy
 from kechuang.rules.policy import Parameter, Policy, TimelineEntry
 
 __all__ = [
@@ -230,22 +230,9 @@ def layer_publication(
     return replace(param, entries=tuple(out))
 
 
-def _as_date(as_of: dt.date | str) -> dt.date:
-    if isinstance(as_of, dt.datetime):
-        return as_of.date()
-    if isinstance(as_of, dt.date):
-        return as_of
-    try:
-        return dt.date.fromisoformat(str(as_of))
-    except ValueError:
-        raise MalformedFacts("as_of", f"not an ISO date: {as_of!r}") from None
-
-
 def evaluate(policy_id: str, facts: Mapping[str, Any], as_of: dt.date | str) -> Decision:
     """:func:`kechuang.rules.evaluate` against the law in force (nested facts)."""
-    policy = policy_in_force(policy_id)
-    day = _as_date(as_of)
-    return Decision(evaluate_row(policy, flatten(facts, day), day))
+    return rules.evaluate(policy_in_force(policy_id), facts, as_of)
 
 
 def evaluate_flat(policy: str | Policy, row: Mapping[str, Any], as_of: dt.date | str) -> Decision:
@@ -254,5 +241,4 @@ def evaluate_flat(policy: str | Policy, row: Mapping[str, Any], as_of: dt.date |
     ``policy`` is an id, or a policy already obtained from :func:`policy_in_force`."""
     if isinstance(policy, str):
         policy = policy_in_force(policy)
-    day = _as_date(as_of)
-    return Decision(evaluate_row(policy, dict(row), day))
+    return rules.evaluate_flat(policy, row, as_of)

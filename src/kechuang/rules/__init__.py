@@ -69,17 +69,26 @@ def _as_date(as_of: dt.date | str) -> dt.date:
         raise MalformedFacts("as_of", f"not an ISO date: {as_of!r}") from None
 
 
-def evaluate(policy_id: str, facts: Mapping[str, Any], as_of: dt.date | str) -> Decision:
-    """Evaluate one policy for one enterprise's nested facts, with a full explanation."""
-    policy = get_policy(policy_id)
+def evaluate(
+    policy: str | Policy, facts: Mapping[str, Any], as_of: dt.date | str
+) -> Decision:
+    """Evaluate one policy (an id, or a Policy) for one enterprise's nested facts, with a
+    full explanation."""
+    if isinstance(policy, str):
+        policy = get_policy(policy)
     day = _as_date(as_of)
     return Decision(evaluate_row(policy, flatten(facts, day), day))
 
 
-def evaluate_flat(policy_id: str, row: Mapping[str, Any], as_of: dt.date | str) -> Decision:
-    """Evaluate one policy over an already flat facts row (e.g. from the registry)."""
+def evaluate_flat(
+    policy: str | Policy, row: Mapping[str, Any], as_of: dt.date | str
+) -> Decision:
+    """Evaluate one policy (an id, or a Policy) over an already flat facts row (e.g. from
+    the registry)."""
+    if isinstance(policy, str):
+        policy = get_policy(policy)
     day = _as_date(as_of)
-    return Decision(evaluate_row(get_policy(policy_id), dict(row), day))
+    return Decision(evaluate_row(policy, dict(row), day))
 
 
 def compile_policy(policy_id: str, as_of: dt.date | str, dialect: str = "duckdb", **kwargs: Any):
