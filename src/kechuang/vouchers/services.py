@@ -809,13 +809,14 @@ def order_voucher_apply(
     ledger.check_key(idempotency_key)
     with transaction.atomic():
         # The same order applied twice at once (two keys, two tabs) would commit twice.
-        # of=self: FOR UPDATE would otherwise also lock the joined program row
-        # and serialize every order of the program behind one lock.
-        order = (
-            ServiceOrder.objects.select_for_update(of=("self",))
-            .select_related("program", "enterprise")
-            .get(pk=order.pk)
-        )
+        locked = ServiceOrder.objects.select_for_update().get(pk=order.pk)
+        if (locked.program_id, locked.enterprise_id) == (order.program_id, order.enterprise_id):
+            # The caller's program and enterprise rows, not read again: no decision
+            # below needs them read under a lock (an expiry empties the quota under
+            # the quota lock taken next, so a program that has just expired reads
+            # as no quota left).
+            locked.program, locked.enterprise = order.program, order.enterprise
+        order = locked
         program = order.program
         # Two orders of one enterprise applied at once would both see the same
         # quota left and the same "used this year": hold all of the enterprise's

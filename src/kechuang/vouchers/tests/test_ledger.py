@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
 from kechuang.vouchers import ledger, selectors, services
 from kechuang.vouchers.models import LedgerEntry, LedgerTransaction
@@ -80,6 +81,32 @@ def test_the_same_key_posts_once_and_a_different_payload_is_refused(prog, staff_
     other = [ledger.debit(quota, Decimal("20.00")), ledger.credit(unalloc, Decimal("20.00"))]
     with pytest.raises(ledger.IdempotencyConflict):
         ledger.post(legs=other, idempotency_key="same", actor=staff_zhang, memo="m")
+    assert selectors.account_balance(quota) == Decimal("10.00")
+
+
+def test_a_locked_posting_whose_key_another_request_took_is_a_conflict(
+    prog, staff_zhang, ent_alice
+):
+    # The caller found the key free under its locks; another request took it before
+    # the insert (here: already there). The unique key refuses it: nothing is written.
+    quota = services.quota_account(prog, ent_alice.enterprise)
+    unalloc = services.unallocated_account(prog)
+    taken = ledger.post(
+        legs=[ledger.debit(quota, Decimal("10.00")), ledger.credit(unalloc, Decimal("10.00"))],
+        idempotency_key="taken",
+        actor=staff_zhang,
+        memo="the other request",
+    )
+    with pytest.raises(ledger.IdempotencyConflict), transaction.atomic():
+        ledger.lock([quota, unalloc])
+        ledger.post(
+            legs=[ledger.debit(quota, Decimal("5.00")), ledger.credit(unalloc, Decimal("5.00"))],
+            idempotency_key="taken",
+            actor=staff_zhang,
+            memo="this request",
+            locked_balances=ledger.balances([quota, unalloc]),
+        )
+    assert LedgerTransaction.objects.filter(idempotency_key="taken").get() == taken
     assert selectors.account_balance(quota) == Decimal("10.00")
 
 
