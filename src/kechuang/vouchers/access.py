@@ -131,13 +131,10 @@ def institutions_visible_to(user: Any) -> QuerySet[Institution]:
 
 def _get(qs: QuerySet, pk: Any) -> Any:
     try:
-        obj = qs.filter(pk=int(pk)).first()
-    except (TypeError, ValueError):
-        obj = None
-    if obj is None:
+        return qs.get(pk=int(pk))
+    except (TypeError, ValueError, qs.model.DoesNotExist):
         # No message: "not yours" must read exactly like "does not exist".
-        raise Http404()
-    return obj
+        raise Http404() from None
 
 
 def order_for_view(user: Any, pk: Any) -> ServiceOrder:
@@ -145,8 +142,11 @@ def order_for_view(user: Any, pk: Any) -> ServiceOrder:
 
 
 def order_for_enterprise(user: Any, pk: Any) -> ServiceOrder:
-    """An order its enterprise's user may act on (apply vouchers, cancel)."""
-    order = order_for_view(user, pk)
+    """An order its enterprise's user may act on (apply vouchers, cancel), read
+    with the enterprise and program those services use (not the institution and
+    offering: one join less each on the busiest write, issue 6)."""
+    visible = orders_visible_to(user).select_related(None).select_related("enterprise", "program")
+    order = _get(visible, pk)
     if not acts_for(user, order.enterprise):
         raise PermissionDenied("the enterprise's own users only")
     return order
