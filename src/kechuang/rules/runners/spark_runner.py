@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from kechuang.rules import get_policy
-from kechuang.rules.compile.to_sql import compile_sql
+from kechuang.rules.compile.to_sql import compile_pack, compile_sql
 from kechuang.rules.runners._common import decode_ordered, numbered
 from kechuang.rules.runners.arrow import rows_to_arrow
 
@@ -92,7 +92,7 @@ def run_file(
     """Evaluate policies over a Parquet file of flat rows on Spark; write one Parquet file.
 
     The same layout as the DuckDB runner's ``run_file``: ``entity_id`` and per policy its
-    result columns prefixed ``<policy>__``, joined on ``entity_id`` when there are several.
+    result columns prefixed ``<policy>__``, all policies evaluated in the same pass.
     """
     ids = list(policy_ids)
     if not ids:
@@ -102,22 +102,11 @@ def run_file(
         raise FileNotFoundError(f"找不到输入文件 input file not found: {input_path}")
     spark = spark_session()
     spark.read.parquet(str(input_path)).createOrReplaceTempView("facts")
-    if len(ids) > 1:
-        dup = spark.sql("SELECT count(*) - count(DISTINCT entity_id) FROM facts").collect()[0][0]
-        if dup:
-            raise ValueError(
-                f"entity_id 重复或为空 {dup} duplicate or missing entity_id value(s): "
-                "several policies are joined on it"
-            )
     if progress:
         progress(1, 2)
-    parts = []
-    for i, policy in enumerate(policies):
-        compiled = compile_sql(policy, as_of, "spark", table="facts")
-        cols = ", ".join(f'"{c}" AS "{policy.id}__{c}"' for c in compiled.columns)
-        parts.append(f'(SELECT "entity_id", {cols} FROM ({compiled.sql}) q{i}) p{i}')
-    query = parts[0] + "".join(f" JOIN {p} USING (entity_id)" for p in parts[1:])
-    table = spark.sql(f"SELECT * FROM {query}").toArrow()
+    # All policies in one pass over the input, as on DuckDB: no join on entity_id.
+    query = compile_pack(policies, as_of, "spark", table="facts").sql
+    table = spark.sql(query).toArrow()
     pq.write_table(table, str(out_path))
     if progress:
         progress(2, 2)

@@ -150,7 +150,8 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
     for engine in ("duckdb", "spark"):
         outs[engine] = tmp_path / f"{engine}.parquet"
         code, _, err = run(
-            capsys, "run", "--policies", "voucher", "--input", str(tmp_path / "in.parquet"),
+            capsys, "run", "--policies", "voucher,district_hte_first_reward",
+            "--input", str(tmp_path / "in.parquet"),
             "--engine", engine, "--as-of", "2024-06-01", "--out", str(outs[engine]),
         )
         assert code == 0, err
