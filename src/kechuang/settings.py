@@ -193,6 +193,11 @@ STORAGES = {
 MEDIA_ROOT = DATA_DIR / "media"
 
 SESSION_COOKIE_HTTPONLY = True
+# Signed in staff decide on public money: a session left idle ends (each request renews
+# it), and closing the browser ends it too.
+SESSION_COOKIE_AGE = 60 * env_int("KECHUANG_SESSION_IDLE_MINUTES", 30)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False
 SESSION_COOKIE_SECURE = env_bool("KECHUANG_SECURE_COOKIES", "False")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -181,3 +181,20 @@ def test_a_locked_unknown_name_reads_like_a_locked_real_one(client, staff_zhang)
     real = client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": "x"})
     fake = client.post(reverse("accounts:login"), {"username": "nobody_here", "password": "x"})
     assert real.context["form"].errors == fake.context["form"].errors
+
+
+def test_an_idle_session_ends_and_activity_keeps_it_alive(client, auditor_li):
+    """A session idle longer than the limit no longer opens pages; a request renews it."""
+    from django.conf import settings
+    from django.contrib.sessions.models import Session
+
+    assert settings.SESSION_COOKIE_AGE <= 60 * 60 and settings.SESSION_SAVE_EVERY_REQUEST
+    client.force_login(auditor_li)
+    key = client.session.session_key
+    Session.objects.filter(pk=key).update(expire_date=timezone.now() + dt.timedelta(seconds=5))
+    assert client.get(reverse("accounts:audit_log")).status_code == 200
+    renewed = Session.objects.get(pk=key).expire_date
+    assert renewed > timezone.now() + dt.timedelta(seconds=settings.SESSION_COOKIE_AGE - 60)
+    Session.objects.filter(pk=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    response = client.get(reverse("accounts:audit_log"))
+    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
