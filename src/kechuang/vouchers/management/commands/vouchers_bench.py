@@ -177,26 +177,29 @@ def _service_client(order_ids: list[int], start: threading.Barrier, out: list) -
 def _http_client(
     port: int, orders: list[tuple[int, str]], start: threading.Barrier, out: list
 ) -> None:
-    """One client: one keep-alive connection, one POST per order."""
+    """One client: one POST per order, each on a new connection. (On kept-alive
+    connections, opened all at once, one gunicorn worker accepts most of them and
+    serves them on one core while the others idle.)"""
     done = refused = 0
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     start.wait()
     for pk, token in orders:
         body = json.dumps({"idempotency_key": f"bench-o-{pk}"})
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Connection": "close",
+        }
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         conn.request("POST", f"/api/vouchers/orders/{pk}/vouchers", body, headers)
         response = conn.getresponse()
         response.read()
+        conn.close()
         if response.status == 200:
             done += 1
         elif response.status == 400:
             refused += 1
         else:
             raise RuntimeError(f"order {pk}: HTTP {response.status}")
-        if response.will_close:
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.close()
     out.append((done, refused))
 
 
@@ -269,7 +272,8 @@ def start_server(port: int, workers: int, threads: int) -> tuple[subprocess.Pope
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
             f"--threads={threads}",
-            "--worker-class=gthread",
+            # One thread: gunicorn's plain pre-fork workers, one request at a time each.
+            f"--worker-class={'sync' if threads == 1 else 'gthread'}",
             "--backlog=256",
             "--log-level=warning",
         ]
