@@ -17,8 +17,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return rules_main(args[1:])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kechuang.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        if os.environ["DJANGO_SETTINGS_MODULE"] == "kechuang.settings":
+            import kechuang.settings  # noqa: F401  (a missing secret fails here, not mid-command)
+    except ImproperlyConfigured as e:
+        # One line naming the setting, not a traceback.
+        print(f"配置错误 configuration error: {e}", file=sys.stderr)
+        return 2
     execute_from_command_line(["kechuang", *args])
     return 0
 

@@ -39,6 +39,17 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert result.returncode != 0 and "KECHUANG_SECRET_KEY" in result.stderr
 
 
+def test_the_command_line_names_the_missing_secret_in_one_line(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KECHUANG_")}
+    clean.update(KECHUANG_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "kechuang", "check"], env=clean, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "KECHUANG_SECRET_KEY" in result.stderr
+
+
 def test_debug_is_off_unless_asked_and_sqlite_lives_in_the_data_folder(tmp_path):
     result = settings_in_a_fresh_process(tmp_path, KECHUANG_SECRET_KEY="k" * 50)
     assert result.returncode == 0, result.stderr
