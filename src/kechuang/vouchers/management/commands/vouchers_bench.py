@@ -240,7 +240,8 @@ def run_clients(target, shares: list, processes: int) -> tuple[float, int, int]:
     ready.wait()  # every process forked and its threads started
     start = time.perf_counter()
     go.wait()
-    outcomes = [o for _ in procs for o in results.get()]
+    # A process that died without reporting would otherwise leave us waiting forever.
+    outcomes = [o for _ in procs for o in results.get(timeout=3600)]
     elapsed = time.perf_counter() - start
     for p in procs:
         p.join()
@@ -286,14 +287,16 @@ def start_server(port: int, workers: int, threads: int) -> tuple[subprocess.Pope
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise CommandError(f"the server exited ({server.returncode})")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/api/openapi.json")
             if conn.getresponse().status == 200:
-                conn.close()
                 return server, name
         except OSError:
-            time.sleep(0.2)
+            pass  # not listening yet
+        finally:
+            conn.close()
+        time.sleep(0.2)
     stop_server(server)
     raise CommandError("the server did not answer within 30 s")
 
