@@ -407,6 +407,12 @@ def _json_object(pairs: list[tuple[str, str]]) -> str:
     return expr
 
 
+def _json_array(values: list[str]) -> str:
+    """A jsonb array of SQL expressions (PostgreSQL), in chunks below its 100 arguments."""
+    chunks = [values[i : i + 90] for i in range(0, len(values), 90)] or [[]]
+    return " || ".join("jsonb_build_array(" + ", ".join(c) + ")" for c in chunks)
+
+
 def compile_for_run(
     policy: Policy, as_of: dt.date, run_id: int, part: tuple[int, int] | None = None
 ) -> CompiledPolicy:
@@ -444,8 +450,10 @@ def insert_results(
         f'CAST(q."{"__".join(benefit)}" AS NUMERIC)' if benefit else "CAST(NULL AS NUMERIC)"
     )
     if connection.vendor == "postgresql":
-        # The row as one JSON object: a third faster than naming its 46 columns.
-        outputs = "to_jsonb(q) - 'entity_id'"
+        # A JSON array in the order of the run's column map (``decode_outputs``): without
+        # the keys, hte's 100,000 results take 56 MB instead of 193 MB and a third less
+        # time to write.
+        outputs = _json_array([f'q."{col}"' for col in compiled.columns])
     else:
         outputs = _json_object([(col, f'q."{col}"') for col in compiled.columns])
     if "'" in policy.id:
@@ -500,8 +508,15 @@ def delete_results(
         return cur.rowcount
 
 
-def decode_outputs(columns: list, outputs: dict[str, Any]) -> dict[str, Any]:
-    """A stored result's outputs as the decision dict ``to_dict()`` shapes (no trace)."""
+def decode_outputs(columns: list, outputs: dict[str, Any] | list[Any]) -> dict[str, Any]:
+    """A stored result's outputs as the decision dict ``to_dict()`` shapes (no trace).
+
+    ``outputs`` is an object keyed by column (SQLite) or an array in the order of
+    ``columns`` (PostgreSQL)."""
+    if isinstance(outputs, list):
+        if len(outputs) != len(columns):
+            raise KechuangError("stored outputs do not match the run's column map")
+        outputs = {c: v for (c, _, _), v in zip(columns, outputs, strict=True)}
     compiled = SimpleNamespace(columns={c: (tuple(path), typ) for c, path, typ in columns})
     return decode(compiled, outputs)  # type: ignore[arg-type]
 
