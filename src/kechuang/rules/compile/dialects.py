@@ -47,6 +47,9 @@ class Dialect:
     #: Widen an exact integer before a multiplication ({x}); "{x}" where every integer is
     #: already wide. Lets an engine keep inputs in a fast 64-bit type.
     widen: str = "{x}"
+    #: ``to_int`` for an input whose exact integer may not fit 64 bits (a share: 12
+    #: decimal places); defaults to ``to_int``.
+    to_int_wide: str = ""
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -59,6 +62,7 @@ DIALECTS: dict[str, Dialect] = {
         # DECIMAL(18, s) is a 64-bit decimal in DuckDB: casting through it is 6x faster
         # than through DECIMAL(38, s) (int128), and holds any amount below 10**16 yuan.
         to_int="CAST(CAST({x} AS DECIMAL({p},{s})) * {f} AS BIGINT)",
+        to_int_wide="CAST(CAST({x} AS DECIMAL(38,{s})) * {f} AS HUGEINT)",
         to_int0="CAST({x} AS BIGINT)",
         widen="CAST({x} AS HUGEINT)",
         intdiv="(CAST({a} AS HUGEINT) // CAST({b} AS HUGEINT))",
@@ -77,6 +81,7 @@ DIALECTS: dict[str, Dialect] = {
         # BIGINT: NUMERIC arithmetic is several times slower; products of two amounts
         # are widened to NUMERIC (exact, any size), and an overflow raises, never wraps.
         to_int="CAST(ROUND(CAST({x} AS NUMERIC) * {f}) AS BIGINT)",
+        to_int_wide="ROUND(CAST({x} AS NUMERIC) * {f})",
         to_int0="CAST({x} AS BIGINT)",
         widen="CAST({x} AS NUMERIC)",
         intdiv="DIV({a}, {b})",

@@ -670,10 +670,13 @@ class Compiler:
             typ = p.inputs[name].type
             if typ in ("money", "number", "share"):
                 f = 10 ** SCALES[typ]
-                # A 64-bit decimal holds 18 digits: enough for money, not for a share's 12
-                # decimal places beside an out-of-range integer part.
-                prec = 18 if SCALES[typ] <= 2 else 38
-                text = d.to_int.format(x=col, f=f, s=SCALES[typ], p=prec)
+                # 64 bits hold any amount below 10**16 yuan, but not a share's 12 decimal
+                # places beside an out-of-range integer part (a share of 10,000,000 must
+                # come out invalid, not abort the query): shares take the wide type.
+                if SCALES[typ] <= 2:
+                    text = d.to_int.format(x=col, f=f, s=SCALES[typ], p=18)
+                else:
+                    text = (d.to_int_wide or d.to_int).format(x=col, f=f, s=SCALES[typ], p=38)
                 select.append(f"{text} AS {_ident(name)}")
             elif typ in ("count", "date"):
                 select.append(f"{d.to_int0.format(x=col)} AS {_ident(name)}")

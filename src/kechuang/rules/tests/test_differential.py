@@ -331,3 +331,18 @@ def test_every_case_on_every_engine(policy_id: str, engine: str) -> None:
     assert by_date, f"no cases for {policy_id}"
     for as_of, rows in sorted(by_date.items()):
         assert_same(policy_id, rows, as_of, RUNNERS[engine](policy_id, rows, as_of), engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_out_of_range_share_is_invalid_not_an_error_on_every_engine(engine: str) -> None:
+    """A share of 10,000,000 does not fit a 64-bit integer at 12 decimal places: the row
+    comes out needs_data naming it, as in process, and the query does not fail."""
+    case = next(
+        c for c in CASES
+        if c.policy == "rd_super_deduction" and c.expected.get("verdict") == "eligible"
+    )
+    facts = dict(case.facts, manufacturing_revenue_share=10_000_000)
+    rows = [flatten(facts, case.as_of)]
+    got = RUNNERS[engine]("rd_super_deduction", rows, case.as_of)
+    assert got[0]["invalid_fields"] == ["manufacturing_revenue_share"]
+    assert_same("rd_super_deduction", rows, case.as_of, got, engine)
