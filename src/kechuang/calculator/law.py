@@ -201,10 +201,19 @@ def publication_article(pub: ParameterPublication) -> str:
 def layer_publication(
     param: Parameter, *, value: Fraction, start: dt.date, until: dt.date | None, article: str
 ) -> Parameter:
-    """``param`` with ``value`` in force from ``start`` to ``until`` (inclusive; None = on).
+    """``param`` with ``value`` in force from ``start`` to ``until`` (inclusive; None =
+    until the next value dated after ``start`` already on the timeline, or for ever).
 
     Entries before ``start`` keep their values and end the day before; an entry that
     runs past ``until`` resumes the day after.
+
+    >>> a = TimelineEntry(dt.date(2022, 1, 1), dt.date(2026, 12, 31), Fraction(3, 4), "a", 1)
+    >>> b = TimelineEntry(dt.date(2027, 1, 1), None, Fraction(17, 20), "b", 2)
+    >>> p = Parameter("r", None, "ratio", None, (a, b), 1)
+    >>> new = layer_publication(p, value=Fraction(4, 5), start=dt.date(2026, 1, 1), until=None,
+    ...                         article="new")
+    >>> [(x.start.isoformat(), x.end and x.end.isoformat(), x.value) for x in new.entries]
+    [('2022-01-01', '2025-12-31', Fraction(3, 4)), ('2026-01-01', '2026-12-31', Fraction(4, 5)), ('2027-01-01', None, Fraction(17, 20))]
 
     >>> e = TimelineEntry(dt.date(2022, 1, 1), None, Fraction(3, 4), "old", 1)
     >>> p = Parameter("r", None, "ratio", None, (e,), 1)
@@ -213,6 +222,12 @@ def layer_publication(
     >>> [(x.start.isoformat(), x.end and x.end.isoformat(), x.value) for x in new.entries]
     [('2022-01-01', '2025-12-31', Fraction(3, 4)), ('2026-01-01', None, Fraction(4, 5))]
     """
+    if until is None:
+        # Open-ended: in force until the next dated value already on the timeline (the
+        # file may hold a future change enacted earlier, e.g. a new ratio from 2027).
+        later = [e.start for e in param.entries if e.start > start]
+        if later:
+            until = min(later) - _ONE_DAY
     far = dt.date.max
     end = until or far
     out: list[TimelineEntry] = []

@@ -54,7 +54,8 @@ def check_value(param: Parameter, text: str) -> Decimal:
         raise KechuangError(f"参数 {param.name} 的值不是数字 / {param.name}: not a number", field=field)
     sign, digits, exponent = value.normalize().as_tuple()
     places = max(0, -int(exponent))
-    if places > MAX_PLACES or len(digits) - places > MAX_INTEGER_DIGITS:
+    # adjusted(): the power of ten of the first digit, whatever the trailing zeros (1E+20).
+    if places > MAX_PLACES or (value and value.adjusted() + 1 > MAX_INTEGER_DIGITS):
         raise KechuangError(
             f"参数 {param.name} 的值位数过多 / {param.name}: too many digits: {value}", field=field
         )

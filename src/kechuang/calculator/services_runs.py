@@ -224,7 +224,9 @@ def _execute(run: MianshenRun, started: float) -> None:
         runs.delete_results(run.pk)
         run.policies_done = []
     run.steps_done = 2
-    _progress(run, "compile", facts_hash=digest)
+    # policies_done is saved with the step: a worker dying next must not find the
+    # deleted policies still marked done.
+    _progress(run, "compile", facts_hash=digest, policies_done=list(run.policies_done))
 
     hashes, params, columns, benefits = {}, {}, {}, {}
     done = list(run.policies_done)
@@ -239,13 +241,17 @@ def _execute(run: MianshenRun, started: float) -> None:
             done.remove(pid)
         hashes[pid] = policy.sha256
         params[pid] = runs.parameters_at(policy, run.as_of)
-        columns[pid] = runs.column_spec(compiled)
+        # Results already stored decode with the column map they were written with.
+        kept = run.columns.get(pid) if pid in done else None
+        columns[pid] = kept or runs.column_spec(compiled)
         benefits[pid] = list(benefit) if benefit else None
         if pid not in done:
             todo.append((pid, policy, compiled, benefit))
     run.steps_done += 1
+    # With policies_done: a policy to compute again under a changed law is no longer
+    # marked done once the new hashes are saved, even if the worker dies right after.
     _progress(run, "compiled", policy_hashes=hashes, parameters=params, columns=columns,
-              benefit_outputs=benefits)
+              benefit_outputs=benefits, policies_done=list(done))
     lock = threading.Lock()
 
     def insert(pid, policy, compiled, benefit) -> None:

@@ -450,3 +450,60 @@ def test_only_an_admin_withdraws_on_the_page(client, ratio_reform, admin_root, s
     pub.refresh_from_db()
     assert pub.withdrawn and pub.withdrawn_by == admin_root and pub.withdrawal_reason == "暂缓"
     assert law.policy_in_force("voucher") is get_policy("voucher")
+
+
+@pytest.mark.django_db
+def test_a_resume_that_dies_after_compiling_does_not_leave_the_old_law_marked_done(
+    alice, staff_zhang, admin_root, reward_reform, immediate_tasks,
+    django_capture_on_commit_callbacks, monkeypatch,
+):
+    """The new law's hashes are saved with the policy no longer done: a worker dying
+    before the policy is stored again cannot leave old results under the new law."""
+    from kechuang.calculator import services_runs
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+    run.refresh_from_db()
+    MianshenRun.objects.filter(pk=run.pk).update(status=MianshenRun.Status.INTERRUPTED)
+    [pub] = publish(reward_reform, admin_root, effective_from=AS_OF)
+
+    def worker_dies(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(runs, "insert_results", worker_dies)
+    with django_capture_on_commit_callbacks(execute=True):
+        services_runs.mianshen_run_resume(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.FAILED and "worker killed" in run.error
+    assert run.policy_hashes[HTE] == law.policy_in_force(HTE).sha256
+    assert HTE not in run.policies_done
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        services_runs.mianshen_run_resume(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    assert run.results.get(credit_code=alice.credit_code).benefit == pub.value
+
+
+def test_an_open_ended_publication_gives_way_to_a_later_dated_value_of_the_file():
+    from fractions import Fraction
+
+    from kechuang.rules.policy import Parameter, TimelineEntry
+
+    now = TimelineEntry(dt.date(2022, 1, 1), dt.date(2026, 12, 31), Fraction(3, 4), "file", 1)
+    later = TimelineEntry(dt.date(2027, 1, 1), None, Fraction(17, 20), "file", 2)
+    param = Parameter("ratio", None, "ratio", None, (now, later), 1)
+    layered = law.layer_publication(
+        param, value=Fraction(4, 5), start=dt.date(2026, 1, 1), until=None, article="published"
+    )
+    assert layered.at(dt.date(2025, 12, 31)).value == Fraction(3, 4)
+    assert layered.at(dt.date(2026, 6, 1)).value == Fraction(4, 5)
+    assert layered.at(dt.date(2027, 1, 1)).value == Fraction(17, 20)
+
+
+@pytest.mark.parametrize("value", ["1E+20", "100000000000000000000", "12345678901234567"])
+def test_a_value_with_too_many_integer_digits_is_refused(value):
+    param = get_policy("voucher").parameters["enterprise_annual_cap"]
+    with pytest.raises(KechuangError) as exc:
+        services_law.check_value(param, value)
+    assert exc.value.field == "enterprise_annual_cap" and "too many digits" in exc.value.message
