@@ -279,11 +279,13 @@ def _execute(run: MianshenRun, started: float) -> None:
             n = SLICES if len(compiled.sql) * 2 > longest else 1
             parts_left[pid] = n
             for i in range(n):
-                jobs.append((len(compiled.sql) / n, pid, policy, benefit, (i, n) if n > 1 else None))
+                part = (i, n) if n > 1 else None
+                jobs.append((len(compiled.sql) / n, pid, policy, compiled, benefit, part))
         jobs.sort(key=lambda job: job[0], reverse=True)
 
-        def insert_part(pid, policy, benefit, part) -> None:
-            compiled = runs.compile_for_run(policy, run.as_of, run.pk, part)
+        def insert_part(pid, policy, compiled, benefit, part) -> None:
+            if part is not None:
+                compiled = runs.compile_for_run(policy, run.as_of, run.pk, part)
             with transaction.atomic():
                 runs.delete_results(run.pk, pid, part)
                 runs.insert_results(run.pk, policy, compiled, benefit)
