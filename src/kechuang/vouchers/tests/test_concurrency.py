@@ -15,7 +15,7 @@ from kechuang.accounts.models import Role
 from kechuang.errors import KechuangError
 from kechuang.registry.models import Enterprise
 from kechuang.testing import credit_code, make_user
-from kechuang.vouchers import selectors, services
+from kechuang.vouchers import ledger, selectors, services
 from kechuang.vouchers.models import LedgerEntry, QuotaApplication, ServiceOrder
 from kechuang.vouchers.tests import factories as f
 
@@ -141,13 +141,13 @@ def test_a_redemption_killed_midway_leaves_the_ledger_balanced_and_retries_once(
     claim = services.claim_submit(order=order, actor=inst_lab)
     before = selectors.program_balances(prog)
 
-    real_bulk_create = LedgerEntry.objects.bulk_create
+    real_insert_entries = ledger._insert_entries
 
-    def die_after_first_leg(entries, *args, **kwargs):
-        real_bulk_create(list(entries)[:1], *args, **kwargs)
+    def die_after_first_leg(tx, legs):
+        real_insert_entries(tx, legs[:1])
         raise ConnectionError("process killed after writing the first leg")
 
-    monkeypatch.setattr(LedgerEntry.objects, "bulk_create", die_after_first_leg)
+    monkeypatch.setattr(ledger, "_insert_entries", die_after_first_leg)
     with pytest.raises(ConnectionError):
         services.claim_approve(claim=claim, actor=staff_zhang, idempotency_key="redeem-1")
     monkeypatch.undo()
