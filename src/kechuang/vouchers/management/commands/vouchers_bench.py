@@ -220,15 +220,28 @@ def _process(target, shares: list, ready, go, results) -> None:
         t.start()
     ready.wait()
     go.wait()
+    cpu = time.process_time()
     start.wait()
     for t in threads:
         t.join()
-    results.put(out)
+    results.put((out, time.process_time() - cpu))
 
 
-def run_clients(target, shares: list, processes: int) -> tuple[float, int, int]:
+@dataclass
+class Run:
+    seconds: float
+    done: int
+    refused: int
+    #: CPU seconds of the client processes, of the app server's processes
+    #: (``--http``) and of every PostgreSQL process; None where not measurable.
+    client_cpu: float
+    server_cpu: float | None = None
+    database_cpu: float | None = None
+
+
+def run_clients(target, shares: list, processes: int, server_pid: int | None = None) -> Run:
     """Run ``target(*share)`` in one thread per share, spread over ``processes``
-    processes, all released at once; return (seconds, done, refused)."""
+    processes, all released at once, and measure the time and the CPU it took."""
     connections.close_all()
     ctx = mp.get_context("fork")
     groups = [shares[p::processes] for p in range(processes)]
@@ -237,17 +250,92 @@ def run_clients(target, shares: list, processes: int) -> tuple[float, int, int]:
     procs = [ctx.Process(target=_process, args=(target, g, ready, go, results)) for g in groups]
     for p in procs:
         p.start()
+    postmaster = _postmaster_pid()
     ready.wait()  # every process forked and its threads started
+    db_before = tree_cpu(postmaster)
+    server_before = tree_cpu(server_pid)
     start = time.perf_counter()
     go.wait()
     # A process that died without reporting would otherwise leave us waiting forever.
-    outcomes = [o for _ in procs for o in results.get(timeout=3600)]
+    reports = [results.get(timeout=3600) for _ in procs]
     elapsed = time.perf_counter() - start
+    server_after = tree_cpu(server_pid)
     for p in procs:
         p.join()
+    # The clients' backends exit as their connections close; the postmaster
+    # adds their CPU to its children's once it has reaped them.
+    time.sleep(0.5)
+    db_after = tree_cpu(postmaster)
+    outcomes = [o for out, _ in reports for o in out]
     if len(outcomes) != len(shares):
         raise CommandError(f"{len(shares) - len(outcomes)} clients failed (see above)")
-    return elapsed, sum(d for d, _ in outcomes), sum(r for _, r in outcomes)
+    return Run(
+        seconds=elapsed,
+        done=sum(d for d, _ in outcomes),
+        refused=sum(r for _, r in outcomes),
+        client_cpu=sum(cpu for _, cpu in reports),
+        server_cpu=_delta(server_before, server_after),
+        database_cpu=_delta(db_before, db_after),
+    )
+
+
+# ---------------------------------------------------------------- CPU accounting
+#
+# The machine is shared and wall-clock throughput is noisy there, so the command
+# also reports CPU per application. Client processes measure their own; the app
+# server and PostgreSQL (when it runs on this machine) are read from /proc.
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name may hold spaces and parentheses: split after it.
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def tree_cpu(root: int | None) -> float | None:
+    """CPU seconds of ``root`` and all its descendants, living or reaped by it
+    (None: no such process readable here)."""
+    if root is None:
+        return None
+    fields = _stat(root)
+    if fields is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # Fields 14-17 of proc(5): utime, stime, and the reaped children's cutime, cstime.
+    total = sum(int(v) for v in fields[11:15])
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _stat(int(name))
+            if st is not None:
+                children.setdefault(int(st[1]), []).append(int(name))
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        st = _stat(pid)
+        if st is not None:
+            total += sum(int(v) for v in st[11:15])
+        todo += children.get(pid, [])
+    return total / tick
+
+
+def _postmaster_pid() -> int | None:
+    """The PostgreSQL server's main process, if it runs on this machine."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    connection.close()  # the clients are forked next: share no connection
+    fields = _stat(backend)
+    return int(fields[1]) if fields is not None else None
 
 
 # ---------------------------------------------------------------- the server
@@ -310,6 +398,16 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
+def cpu_line(run: Run) -> str:
+    """CPU per application applied, by whom (ms)."""
+    n = max(run.done, 1)
+    parts = [("clients", run.client_cpu), ("app server", run.server_cpu)]
+    parts.append(("PostgreSQL (all its processes)", run.database_cpu))
+    shown = [f"{name} {1000 * cpu / n:.2f} ms" for name, cpu in parts if cpu is not None]
+    known = [cpu for _, cpu in parts if cpu is not None]
+    return f"{', '.join(shown)}; total {1000 * sum(known) / n:.2f} ms"
+
+
 class Command(BaseCommand):
     help = "Benchmark voucher applications with concurrent clients (writes data: scratch DB only)."
 
@@ -345,18 +443,23 @@ class Command(BaseCommand):
         else:
             shares = [(ids[c::clients],) for c in range(clients)]
             target = _service_client
+        load = os.getloadavg()[0]
         try:
-            elapsed, done, refused = run_clients(target, shares, processes)
+            run = run_clients(
+                target, shares, processes, server_pid=server.pid if server is not None else None
+            )
         finally:
             if server is not None:
                 stop_server(server)
         b = selectors.program_balances(bench.program)
         broken = violations(bench.program)
+        done, elapsed = run.done, run.seconds
         self.stdout.write(
             f"{clients} clients ({how}), {orders} orders over {opts['enterprises']} "
-            f"enterprises: {done} applied, {refused} refused in {elapsed:.2f}s = "
+            f"enterprises: {done} applied, {run.refused} refused in {elapsed:.2f}s = "
             f"{done / elapsed:.0f} applications/s; committed {b['committed']}, "
             f"quota left {b['quota']}; invariant violations: {', '.join(broken) or 'none'}"
         )
+        self.stdout.write(f"CPU per application: {cpu_line(run)}; load average before {load:.2f}")
         if broken:
             raise CommandError("invariants violated")
