@@ -969,10 +969,9 @@ def compile_sql(
 ) -> CompiledPolicy:
     """Compile ``policy`` as of ``as_of`` to one query over ``table`` for ``dialect``."""
     d = get_dialect(dialect)
-    compiled = Compiler(policy, as_of, d).compile(table)
-    # Refuse SQL the target dialect cannot read back (a compiler bug, caught early).
-    sqlglot.parse_one(compiled.sql, read=d.sqlglot)
-    return compiled
+    # Not parsed back here (that took most of the compile time): the test suite runs every
+    # policy's query on every engine.
+    return Compiler(policy, as_of, d).compile(table)
 
 
 __all__ = ["BUILTINS", "CompileError", "CompiledPolicy", "Expr", "compile_pack", "compile_sql"]
