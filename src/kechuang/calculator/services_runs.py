@@ -247,6 +247,10 @@ def _execute(run: MianshenRun, started: float) -> None:
         benefits[pid] = list(benefit) if benefit else None
         if pid not in done:
             todo.append((pid, policy, compiled, benefit))
+    # Nothing kept from before this worker: every result is inserted now, each paying its
+    # own benefit with no note, and stacking has nothing to reset. (Not read from
+    # run.policies_done later: _progress keeps that attribute current.)
+    fresh = not done
     run.steps_done += 1
     # With policies_done: a policy to compute again under a changed law is no longer
     # marked done once the new hashes are saved, even if the worker dies right after.
@@ -303,7 +307,7 @@ def _execute(run: MianshenRun, started: float) -> None:
         for item in todo:
             insert(*item)
     # A resumed run may hold results stacked before it stopped: reset those.
-    apply_stacking(run, fresh=len(done) == len(run.policies) and not run.policies_done)
+    apply_stacking(run, fresh=fresh)
     run.steps_done = run.steps_total  # a resumed run skipped the policies it had
     now = timezone.now()
     _progress(

@@ -162,3 +162,23 @@ def test_cli_refuses_an_unknown_policy(alice_corp):
 
     with pytest.raises(CommandError, match="nope"):
         call_command("mianshen", "run", "--policies", "nope", "--as-of", "2025-06-30", "--inline")
+
+
+@pytest.mark.django_db
+def test_a_run_resumed_after_stacking_still_pays_one(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from kechuang.calculator.services_runs import mianshen_run_resume
+
+    run = run_now(django_capture_on_commit_callbacks, [HTE, GIANT], staff_zhang)
+    paid = {r.policy_id: r.payable for r in run.results.filter(credit_code=alice_both.credit_code)}
+    # The worker died after stacking, before it marked the run done: both policies stored.
+    MianshenRun.objects.filter(pk=run.pk).update(
+        status=MianshenRun.Status.INTERRUPTED, policies_done=[HTE, GIANT]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_resume(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    again = {r.policy_id: r.payable for r in run.results.filter(credit_code=alice_both.credit_code)}
+    assert again == paid and sorted(again.values())[0] == 0
