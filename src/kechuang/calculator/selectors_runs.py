@@ -130,7 +130,16 @@ def run_results(
 
 
 def result_outputs(run: MianshenRun, result: MianshenResult) -> dict[str, Any]:
-    return runs.decode_outputs(run.columns.get(result.policy_id, []), result.outputs)
+    """A result's outputs: computed again from what the run recorded (its kept facts
+    row and parameter values), checked against the stored verdict, benefit and missing
+    facts. Runs stored before outputs were recomputed keep theirs in the row."""
+    if result.outputs:
+        return runs.decode_outputs(run.columns.get(result.policy_id, []), result.outputs)
+    outputs = runs.recomputed_outputs(run, result)
+    if outputs is None:  # a run that kept no facts: what its row holds
+        outputs = {"verdict": result.verdict,
+                   "missing_fields": [f for f in result.missing_fields.split(",") if f]}
+    return outputs
 
 
 def offers_for_enterprise(enterprise_id: int) -> QuerySet[MianshenOffer]:

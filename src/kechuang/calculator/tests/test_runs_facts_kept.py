@@ -84,3 +84,55 @@ def test_result_page_explains_the_facts_the_run_read_after_the_registry_changed(
     run.results.all().delete()
     run.delete()
     assert not runs.facts_kept(run_id)
+
+
+@pytest.mark.django_db
+def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
+    alice_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+
+    from kechuang.calculator import selectors_runs
+    from kechuang.errors import KechuangError
+
+    Certification.objects.create(
+        enterprise=alice_corp, kind="hte", number="GR202431000001",
+        valid_from=dt.date(2024, 11, 1), valid_to=dt.date(2027, 10, 31),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(policies=POLICIES, as_of=AS_OF, actor=staff_zhang)
+    run.refresh_from_db()
+    reward = run.results.get(enterprise=alice_corp, policy_id="district_hte_first_reward")
+    assert reward.outputs == {}, "only what lists, review and the diff read is stored"
+    outputs = selectors_runs.result_outputs(run, reward)
+    expected = evaluate_flat(reward.policy_id, runs.stored_facts_row(run.pk, reward.credit_code), AS_OF)
+    assert outputs["verdict"] == reward.verdict == expected.verdict == "eligible"
+    assert Decimal(str(outputs[run.benefit_outputs[reward.policy_id][0]])) == reward.benefit
+
+    # Facts that no longer give the stored decision are refused, not explained.
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {runs.facts_table(run.pk)} SET hte_first_certificate_issue_date = 20191101 "
+            "WHERE entity_id = %s",
+            [alice_corp.credit_code],
+        )
+    with pytest.raises(KechuangError, match="does not reproduce"):
+        selectors_runs.result_outputs(run, reward)
+
+
+@pytest.mark.django_db
+def test_outputs_stored_by_an_earlier_run_are_still_read(
+    alice_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from kechuang.calculator import selectors_runs
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = mianshen_run_start(policies=POLICIES, as_of=AS_OF, actor=staff_zhang)
+    run.refresh_from_db()
+    result = run.results.get(enterprise=alice_corp, policy_id="hte")
+    columns = [c for c, _, _ in run.columns["hte"]]
+    # As runs wrote them before: on PostgreSQL an array in column-map order.
+    result.outputs = [None] * len(columns)
+    result.outputs[columns.index("verdict")] = "ineligible"
+    result.save()
+    assert selectors_runs.result_outputs(run, result)["verdict"] == "ineligible"
