@@ -333,8 +333,11 @@ def _postmaster_pid() -> int | None:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         backend = cur.fetchone()[0]
-    connection.close()  # the clients are forked next: share no connection
-    fields = _stat(backend)
+    try:
+        # The backend's parent is the postmaster: it outlives every backend.
+        fields = _stat(backend)
+    finally:
+        connection.close()  # the clients are forked: share no connection with them
     return int(fields[1]) if fields is not None else None
 
 
@@ -403,7 +406,11 @@ def cpu_line(run: Run) -> str:
     n = max(run.done, 1)
     parts = [("clients", run.client_cpu), ("app server", run.server_cpu)]
     parts.append(("PostgreSQL (all its processes)", run.database_cpu))
-    shown = [f"{name} {1000 * cpu / n:.2f} ms" for name, cpu in parts if cpu is not None]
+    shown = [
+        f"{name} {'n/a' if cpu is None else f'{1000 * cpu / n:.2f} ms'}"
+        for name, cpu in parts
+        if cpu is not None or name != "app server"
+    ]
     known = [cpu for _, cpu in parts if cpu is not None]
     return f"{', '.join(shown)}; total {1000 * sum(known) / n:.2f} ms"
 
