@@ -167,6 +167,72 @@ def test_applying_twice_with_the_same_key_moves_money_once(prog, staff_zhang, en
         )
 
 
+def test_applying_vouchers_writes_rows_that_read_back_exactly(prog, staff_zhang, ent_alice, offer):
+    # The apply path writes with plain SQL (issue 6): what the ORM reads back must
+    # be what the service returned, to the fen, with the audit trail of both writes.
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "1234.56"), actor=ent_alice, idempotency_key="rb"
+    )
+    stored = ServiceOrder.objects.get(pk=order.pk)
+    for field in (*services._APPLIED_FIELDS, "contract_amount", "order_date"):
+        assert getattr(stored, field) == getattr(order, field), field
+    assert stored.decision["quota_left_before"] == "100000.00"
+    tx = LedgerTransaction.objects.get(idempotency_key="rb")
+    assert tx.actor == ent_alice and tx.program == prog and tx.at is not None
+    legs = sorted(tx.entries.values_list("side", "amount", "account__kind"))
+    assert legs == [
+        ("credit", order.subsidy_amount, "quota"),
+        ("debit", order.subsidy_amount, "committed"),
+    ]
+    assert order.account.kind == "committed" and order.account.program == prog
+    posted = AuditLog.objects.get(action="voucher.ledger_post", obj_id=str(tx.pk))
+    assert posted.actor == ent_alice
+    assert {leg["amount"] for leg in posted.after["legs"]} == {str(order.subsidy_amount)}
+    applied = AuditLog.objects.get(action="voucher.order_voucher_apply", obj_id=str(order.pk))
+    assert applied.actor == ent_alice and applied.before == {"status": "draft"}
+    assert applied.after["transaction"] == tx.pk
+    assert applied.after["subsidy"] == str(order.subsidy_amount)
+
+
+def test_it_decides_on_the_order_as_locked_not_the_callers_copy(
+    prog, staff_zhang, ent_alice, offer
+):
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = f.order(prog, ent_alice, offer, "1000")
+    stale = ServiceOrder.objects.select_related("program", "enterprise").get(pk=order.pk)
+    applied = services.order_voucher_apply(order=order, actor=ent_alice, idempotency_key="k1")
+    # A new instance: the caller's copy is not changed behind its back.
+    assert applied is not order and order.status == ServiceOrder.Status.DRAFT
+    before = snapshot(prog)
+    # Another tab still shows the order as a draft: the row says otherwise.
+    with pytest.raises(KechuangError, match="already applied"):
+        services.order_voucher_apply(order=stale, actor=ent_alice, idempotency_key="k2")
+    assert snapshot(prog) == before
+
+
+def test_it_reads_the_order_again_when_the_callers_copy_names_another_program(
+    prog, staff_zhang, ent_alice, offer
+):
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = f.order(prog, ent_alice, offer, "1000")
+    other = f.program(staff_zhang)
+    order.program = other  # a copy that does not match the row
+    applied = services.order_voucher_apply(order=order, actor=ent_alice, idempotency_key="k3")
+    assert applied.program == prog
+    assert selectors.program_balances(prog)["committed"] == applied.subsidy_amount
+    assert selectors.program_balances(other)["committed"] == 0
+
+
+def test_it_refuses_an_enterprise_without_quota_in_the_program(prog, staff_zhang, ent_alice, offer):
+    order = f.order(prog, ent_alice, offer, "1000")
+    before = snapshot(prog)
+    with pytest.raises(KechuangError, match="no approved quota"):
+        services.order_voucher_apply(order=order, actor=ent_alice, idempotency_key="k4")
+    assert snapshot(prog) == before
+    assert ServiceOrder.objects.get(pk=order.pk).status == ServiceOrder.Status.DRAFT
+
+
 def test_it_rejects_another_enterprises_order(prog, staff_zhang, ent_alice, ent_bob, offer):
     f.issue(prog, staff_zhang, ent_bob, "1000")
     order = f.order(prog, ent_alice, offer, "1000")
