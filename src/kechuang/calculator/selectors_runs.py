@@ -9,7 +9,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Subquery, Sum
 
 from kechuang.calculator import runs
 from kechuang.calculator.models_runs import (
@@ -159,7 +159,11 @@ def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
     )
     if run is None:
         return []
-    results = list(run.results.filter(enterprise_id=enterprise_id, verdict="needs_data"))
+    from kechuang.registry.models import Enterprise
+
+    # By credit code: the results are indexed by run and credit code, not by enterprise.
+    code = Enterprise.objects.filter(pk=enterprise_id).values("credit_code")[:1]
+    results = list(run.results.filter(credit_code=Subquery(code), verdict="needs_data"))
     for r in results:
         r.missing_labels = runs.missing_labels(r.policy_id, run.as_of, r.missing_fields)
     return results

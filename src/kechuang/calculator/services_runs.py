@@ -357,7 +357,11 @@ def apply_stacking(run: MianshenRun, *, fresh: bool = False) -> int:
         return 0
     involved = {r.policy for r in rules} | {r.other for r in rules}
     rows: dict[str, dict[str, MianshenResult]] = {}
-    for res in base.filter(policy_id__in=involved, payable__gt=0):
+    # Only eligible results are ever payable; saying so, in no particular order, lets
+    # the index of the rows to review find them even before the new run's rows have
+    # statistics (ordered by credit code, the planner walked the whole run's rows).
+    payable = base.filter(policy_id__in=involved, verdict="eligible", payable__gt=0)
+    for res in payable.order_by().only("credit_code", "policy_id", "payable", "stacking_note"):
         rows.setdefault(res.credit_code, {})[res.policy_id] = res
     changed: list[MianshenResult] = []
     for by_policy in rows.values():
@@ -446,7 +450,8 @@ def mianshen_run_confirm(*, run: MianshenRun, actor: User) -> list[MianshenOffer
             )
         apply_stacking(run)
         payable = list(
-            run.results.filter(excluded=False, payable__gt=0).select_related("enterprise")
+            run.results.filter(verdict="eligible", excluded=False, payable__gt=0)
+            .select_related("enterprise")
         )
         offers = MianshenOffer.objects.bulk_create(
             [
