@@ -4,12 +4,21 @@ POST actions and API endpoints not already covered by test_api and test_views.""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.test import Client
 from django.urls import reverse
 
 from kechuang.testing import PASSWORD
-from kechuang.vouchers import services
-from kechuang.vouchers.models import Claim, Institution, Offering, QuotaApplication, ServiceOrder
+from kechuang.vouchers import access, services
+from kechuang.vouchers.models import (
+    Claim,
+    Institution,
+    Offering,
+    Program,
+    QuotaApplication,
+    ServiceOrder,
+)
 from kechuang.vouchers.tests import factories as f
 from kechuang.vouchers.tests.test_api import Api
 
@@ -150,3 +159,31 @@ def test_institution_pages_refuse_other_roles(staff_zhang, ent_alice, inst_other
     assert any(i["id"] == inst.pk for i in Api(inst_other).get("/institutions").json())
     assert Institution.objects.get(pk=inst.pk).status == "pending"
     assert not Offering.objects.exists()
+
+
+def test_order_for_enterprise_reads_what_the_orm_reads(
+    prog, staff_zhang, ent_alice, ent_bob, inst_lab, auditor_li, offer
+):
+    # It reads with plain SQL (issue 6): the same instance the ORM would build,
+    # and the same refusals as every other lookup.
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "1234.56"), actor=ent_alice, idempotency_key="r"
+    )
+    got = access.order_for_enterprise(ent_alice, str(order.pk))
+    orm = ServiceOrder.objects.select_related("program", "enterprise").get(pk=order.pk)
+    for field in ServiceOrder._meta.concrete_fields:
+        assert getattr(got, field.attname) == getattr(orm, field.attname), field.name
+    for field in Program._meta.concrete_fields:
+        assert getattr(got.program, field.attname) == getattr(orm.program, field.attname)
+    assert got.enterprise == orm.enterprise
+    with pytest.raises(Http404):
+        access.order_for_enterprise(ent_bob, order.pk)
+    for pk in (order.pk + 1000, "x", None):
+        with pytest.raises(Http404):
+            access.order_for_enterprise(ent_alice, pk)
+    for user in (staff_zhang, auditor_li):
+        with pytest.raises(PermissionDenied):
+            access.order_for_enterprise(user, order.pk)
+    with pytest.raises((Http404, PermissionDenied)):
+        access.order_for_enterprise(inst_lab, order.pk)
