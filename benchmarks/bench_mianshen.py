@@ -93,6 +93,7 @@ def main() -> None:
                 delete_results(old.pk)  # one statement; the ORM would load every row
                 old.delete()
             load = os.getloadavg()[0]
+            wal = _wal_lsn(connection)
             cpu = _postgres_cpu_seconds()
             t = time.perf_counter()
             if worker is None:
@@ -108,6 +109,7 @@ def main() -> None:
                     run.refresh_from_db()
             elapsed = time.perf_counter() - t
             cpu = _postgres_cpu_seconds() - cpu if cpu is not None else None
+            wal = _wal_lsn(connection) - wal if wal is not None else None
             assert run.status == "done", run.error
             n = run.results.count()
             assert n == args.count * len(ids), n
@@ -116,7 +118,8 @@ def main() -> None:
                 f"run {i + 1}: {elapsed:.2f} s ({run.duration_ms} ms in the task) · "
                 f"{run.facts_count} enterprises × {len(ids)} policies = {n} results · "
                 f"paid {run.results.filter(payable__gt=0).count()} · load {load:.2f}"
-                + (f" · postgres CPU {cpu:.2f} s" if cpu is not None else ""),
+                + (f" · postgres CPU {cpu:.2f} s" if cpu is not None else "")
+                + (f" · WAL {wal / 2**20:.0f} MB" if wal is not None else ""),
                 flush=True,
             )
     finally:
@@ -128,6 +131,15 @@ def main() -> None:
         f"({'db_worker' if worker else 'in process'}): best {min(times):.2f} s "
         f"(runs {', '.join(f'{x:.2f}' for x in times)})"
     )
+
+
+def _wal_lsn(connection) -> int | None:
+    """The server's WAL position in bytes (PostgreSQL), to count what a run writes."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
 
 
 def _postgres_cpu_seconds() -> float | None:
