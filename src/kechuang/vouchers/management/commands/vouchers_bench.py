@@ -204,15 +204,21 @@ def _http_client(
 
 
 def _process(target, shares: list, ready, go, results) -> None:
-    """Run one thread per share in this process; report (done, refused) of each."""
+    """Run one thread per share in this process; report (done, refused) of each,
+    the process's CPU and that of the clients' database backends."""
     connections.close_all()  # never share the parent's connection after fork
     out: list = []
+    backends: list[float] = []
     start = threading.Barrier(len(shares) + 1)
 
     def client(share) -> None:
         try:
             target(*share, start, out)
         finally:
+            # The backend started with the client's first query, after the start.
+            cpu = backend_cpu([own_backend()]) if connection.connection is not None else None
+            if cpu is not None:
+                backends.append(cpu[1])
             connection.close()  # each thread has its own connection
 
     threads = [threading.Thread(target=client, args=(share,)) for share in shares]
@@ -224,7 +230,7 @@ def _process(target, shares: list, ready, go, results) -> None:
     start.wait()
     for t in threads:
         t.join()
-    results.put((out, time.process_time() - cpu))
+    results.put((out, time.process_time() - cpu, sum(backends) if backends else None))
 
 
 @dataclass
@@ -233,9 +239,12 @@ class Run:
     done: int
     refused: int
     #: CPU seconds of the client processes, of the app server's processes
-    #: (``--http``) and of every PostgreSQL process; None where not measurable.
+    #: (``--http``), of the database backends serving the run (the clients' or
+    #: the app server's) and of every PostgreSQL process (other users' work
+    #: included: the machine is shared); None where not measurable.
     client_cpu: float
     server_cpu: float | None = None
+    backends_cpu: float | None = None
     database_cpu: float | None = None
 
 
@@ -254,27 +263,35 @@ def run_clients(target, shares: list, processes: int, server_pid: int | None = N
     ready.wait()  # every process forked and its threads started
     db_before = tree_cpu(postmaster)
     server_before = tree_cpu(server_pid)
+    # The app server's backends outlive the run (persistent connections).
+    server_backends = server_backends_cpu() if server_pid is not None else None
     start = time.perf_counter()
     go.wait()
     # A process that died without reporting would otherwise leave us waiting forever.
     reports = [results.get(timeout=3600) for _ in procs]
     elapsed = time.perf_counter() - start
     server_after = tree_cpu(server_pid)
+    if server_pid is not None:
+        backends = _delta_by_pid(server_backends, server_backends_cpu())
+    else:
+        client_backends = [b for _, _, b in reports if b is not None]
+        backends = sum(client_backends) if client_backends else None
     for p in procs:
         p.join()
     # The clients' backends exit as their connections close; the postmaster
     # adds their CPU to its children's once it has reaped them.
     time.sleep(0.5)
     db_after = tree_cpu(postmaster)
-    outcomes = [o for out, _ in reports for o in out]
+    outcomes = [o for out, _, _ in reports for o in out]
     if len(outcomes) != len(shares):
         raise CommandError(f"{len(shares) - len(outcomes)} clients failed (see above)")
     return Run(
         seconds=elapsed,
         done=sum(d for d, _ in outcomes),
         refused=sum(r for _, r in outcomes),
-        client_cpu=sum(cpu for _, cpu in reports),
+        client_cpu=sum(cpu for _, cpu, _ in reports),
         server_cpu=_delta(server_before, server_after),
+        backends_cpu=backends,
         database_cpu=_delta(db_before, db_after),
     )
 
@@ -324,6 +341,46 @@ def tree_cpu(root: int | None) -> float | None:
             total += sum(int(v) for v in st[11:15])
         todo += children.get(pid, [])
     return total / tick
+
+
+def own_backend() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def backend_cpu(pids: list[int]) -> tuple[dict[int, float], float] | None:
+    """CPU seconds of each of these processes and their sum (None: none readable)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    each = {}
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            each[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return (each, sum(each.values())) if each else None
+
+
+def server_backends_cpu() -> dict[int, float] | None:
+    """CPU of every backend connected to this database but ours, by pid."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pids = [pid for (pid,) in cur.fetchall()]
+    finally:
+        connection.close()
+    found = backend_cpu(pids)
+    return found[0] if found is not None else {}
+
+
+def _delta_by_pid(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _postmaster_pid() -> int | None:
@@ -405,14 +462,19 @@ def cpu_line(run: Run) -> str:
     """CPU per application applied, by whom (ms)."""
     n = max(run.done, 1)
     parts = [("clients", run.client_cpu), ("app server", run.server_cpu)]
-    parts.append(("PostgreSQL (all its processes)", run.database_cpu))
+    parts.append(("the run's PostgreSQL backends", run.backends_cpu))
     shown = [
         f"{name} {'n/a' if cpu is None else f'{1000 * cpu / n:.2f} ms'}"
         for name, cpu in parts
         if cpu is not None or name != "app server"
     ]
     known = [cpu for _, cpu in parts if cpu is not None]
-    return f"{', '.join(shown)}; total {1000 * sum(known) / n:.2f} ms"
+    everything = (
+        ""
+        if run.database_cpu is None
+        else f" (all PostgreSQL processes, anyone's: {1000 * run.database_cpu / n:.2f} ms)"
+    )
+    return f"{', '.join(shown)}; total {1000 * sum(known) / n:.2f} ms{everything}"
 
 
 class Command(BaseCommand):
