@@ -66,9 +66,14 @@ def test_vouchers_bench_data_applies_cleanly_and_its_check_sees_a_wrong_subsidy(
     bench = vouchers_bench.prepare(orders=6, enterprises=3, with_tokens=True)
     assert len(bench.order_ids) == 6 and set(bench.tokens) == set(bench.order_ids)
     out: list = []
-    vouchers_bench._service_client(bench.order_ids, _NoWait(), out)
+    orders = [(pk, bench.users[pk]) for pk in bench.order_ids]
+    vouchers_bench._service_client(orders, _NoWait(), out)
     assert out == [(6, 0)]
     assert vouchers_bench.violations(bench.program) == []
+    run = vouchers_bench.Run(seconds=1.0, done=6, refused=0, client_cpu=0.006, backends_cpu=0.003)
+    assert vouchers_bench.cpu_line(run) == (
+        "clients 1.00 ms, the run's PostgreSQL backends 0.50 ms; total 1.50 ms"
+    )
     # An order whose subsidy differs from its commitment is what the check is for.
     ServiceOrder.objects.filter(pk=bench.order_ids[0]).update(subsidy_amount="1.00")
     assert "committed ≠ sum of order subsidies" in vouchers_bench.violations(bench.program)

@@ -41,7 +41,7 @@ from kechuang.accounts import tokens
 from kechuang.accounts.models import Role, User
 from kechuang.errors import KechuangError
 from kechuang.registry.models import Enterprise
-from kechuang.vouchers import selectors, services
+from kechuang.vouchers import access, selectors, services
 from kechuang.vouchers.models import (
     LedgerTransaction,
     Program,
@@ -56,6 +56,8 @@ class Bench:
     order_ids: list[int]
     #: API token of each order's enterprise user, by order id (``--http`` only).
     tokens: dict[int, str]
+    #: The id of each order's enterprise user, by order id.
+    users: dict[int, int]
 
 
 def prepare(*, orders: int, enterprises: int, with_tokens: bool = False) -> Bench:
@@ -119,16 +121,22 @@ def prepare(*, orders: int, enterprises: int, with_tokens: bool = False) -> Benc
     ids = list(
         ServiceOrder.objects.filter(program=program).order_by("pk").values_list("pk", flat=True)
     )
+    enterprise_of = dict(
+        ServiceOrder.objects.filter(program=program).values_list("pk", "enterprise_id")
+    )
+    user_of = {u.enterprise_id: u.pk for u in users}
     token_of: dict[int, str] = {}
     if with_tokens:
         by_enterprise = {
             u.enterprise_id: tokens.token_create(user=u, name=f"bench {run}")[1] for u in users
         }
-        for pk, ent_id in ServiceOrder.objects.filter(program=program).values_list(
-            "pk", "enterprise_id"
-        ):
-            token_of[pk] = by_enterprise[ent_id]
-    return Bench(program=program, order_ids=ids, tokens=token_of)
+        token_of = {pk: by_enterprise[ent_id] for pk, ent_id in enterprise_of.items()}
+    return Bench(
+        program=program,
+        order_ids=ids,
+        tokens=token_of,
+        users={pk: user_of[ent_id] for pk, ent_id in enterprise_of.items()},
+    )
 
 
 def violations(program: Program) -> list[str]:
@@ -156,16 +164,18 @@ def violations(program: Program) -> list[str]:
 # ---------------------------------------------------------------- clients
 
 
-def _service_client(order_ids: list[int], start: threading.Barrier, out: list) -> None:
-    """One client: one service call (one transaction) per order."""
+def _service_client(orders: list[tuple[int, int]], start: threading.Barrier, out: list) -> None:
+    """One client: for each (order, its enterprise user), the lookup the API and
+    the pages make (``access.order_for_enterprise``), then one service call (one
+    transaction)."""
     done = refused = 0
-    actors: dict[int, User] = {}  # a client signs in once per enterprise, not per order
+    actors: dict[int, User] = {}  # a client signs in once per enterprise user, not per order
     start.wait()
-    for pk in order_ids:
-        order = ServiceOrder.objects.select_related("enterprise", "program").get(pk=pk)
-        actor = actors.get(order.enterprise_id)
+    for pk, user_id in orders:
+        actor = actors.get(user_id)
         if actor is None:
-            actor = actors[order.enterprise_id] = User.objects.get(enterprise=order.enterprise)
+            actor = actors[user_id] = User.objects.select_related("enterprise").get(pk=user_id)
+        order = access.order_for_enterprise(actor, pk)
         try:
             services.order_voucher_apply(order=order, actor=actor, idempotency_key=f"bench-o-{pk}")
             done += 1
@@ -510,7 +520,7 @@ class Command(BaseCommand):
             ]
             target = _http_client
         else:
-            shares = [(ids[c::clients],) for c in range(clients)]
+            shares = [([(pk, bench.users[pk]) for pk in ids[c::clients]],) for c in range(clients)]
             target = _service_client
         load = os.getloadavg()[0]
         try:
