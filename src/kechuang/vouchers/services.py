@@ -30,7 +30,7 @@ from kechuang.errors import KechuangError
 from kechuang.money import FEN, parse_yuan
 from kechuang.registry.models import Enterprise
 from kechuang.rules import Policy, flatten
-from kechuang.vouchers import access, ledger
+from kechuang.vouchers import access, ledger, prepared
 from kechuang.vouchers.models import (
     Claim,
     Institution,
@@ -688,11 +688,10 @@ def _apply_state_sql() -> str:
     }
     through = Program.categories.through
     categories = connection.ops.quote_name(through._meta.db_table)
-    latest_application = (
-        f"FROM {table['QuotaApplication']} WHERE program_id = %(program)s"
-        " AND enterprise_id = %(enterprise)s AND status = %(approved)s"
-        " ORDER BY decided_at DESC, id DESC LIMIT 1"
-    )
+    pc_program = through._meta.get_field("program").column
+    pc_category = through._meta.get_field("servicecategory").column
+    # The latest approved application as a derived table joined to one row, so
+    # that its two columns cost one lookup, not one subquery each.
     return f"""
 SELECT
   (SELECT request_hash FROM {table["LedgerTransaction"]} WHERE idempotency_key = %(key)s),
@@ -702,12 +701,17 @@ SELECT
      WHERE enterprise_id = %(enterprise)s AND order_date BETWEEN %(jan1)s AND %(dec31)s
        AND subsidy_amount IS NOT NULL AND status <> %(cancelled)s),
   (SELECT status FROM {table["Institution"]} WHERE id = %(institution)s),
-  EXISTS (SELECT 1 FROM {categories} pc JOIN {table["Offering"]} o
-            ON o.category_id = pc.{through._meta.get_field("servicecategory").column}
-          WHERE pc.{through._meta.get_field("program").column} = %(program)s
-            AND o.id = %(offering)s),
-  (SELECT applicant_type {latest_application}),
-  (SELECT applicant_facts {latest_application})
+  EXISTS (SELECT 1 FROM {categories} WHERE {pc_program} = %(program)s
+            AND {pc_category} = (SELECT category_id FROM {table["Offering"]}
+                                 WHERE id = %(offering)s)),
+  latest.applicant_type,
+  latest.applicant_facts
+FROM (SELECT 1 AS one) AS one
+LEFT JOIN (
+  SELECT applicant_type, applicant_facts FROM {table["QuotaApplication"]}
+   WHERE program_id = %(program)s AND enterprise_id = %(enterprise)s AND status = %(approved)s
+   ORDER BY decided_at DESC, id DESC LIMIT 1
+) AS latest ON 1 = 1
 """
 
 
@@ -736,7 +740,7 @@ def apply_state(order: ServiceOrder, quota: LedgerAccount, idempotency_key: str)
         "approved": QuotaApplication.Status.APPROVED,
     }
     with connection.cursor() as cur:
-        cur.execute(_apply_state_sql(), params)
+        prepared.execute(cur, _apply_state_sql(), params)
         replay, quota_left, used, institution, category, applicant, facts = cur.fetchone()
     if isinstance(facts, str):
         facts = json.loads(facts)

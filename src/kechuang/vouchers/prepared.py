@@ -1,0 +1,59 @@
+"""Statements of the busiest write (issue 6), planned once per connection.
+
+PostgreSQL plans a statement each time it receives its text. For the voucher
+application's read of everything it checks (seven subqueries over six tables)
+planning cost twice what running it did: about 150 µs of 250 µs of the server's
+CPU. A prepared statement is planned once per connection (PostgreSQL keeps the
+generic plan once it is no worse than the custom ones). Django's PostgreSQL
+cursors bind parameters on the client, so the statement is prepared with
+``PREPARE``/``EXECUTE`` in SQL. Other databases run the text as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from django.db import connection
+
+#: Names prepared on each open database connection (a new connection has none).
+_prepared: WeakKeyDictionary[Any, set[str]] = WeakKeyDictionary()
+
+
+@cache
+def _numbered(sql: str) -> tuple[str, str, tuple[str, ...]]:
+    """The statement's name, its text with ``%(name)s`` as ``$n``, and the
+    parameter names in ``$n`` order.
+
+    >>> _numbered("SELECT %(a)s, %(b)s, %(a)s")[1:]
+    ('SELECT $1, $2, $1', ('a', 'b'))
+    """
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    text = re.sub(r"%\((\w+)\)s", number, sql)
+    name = "kc_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+    return name, text.replace("%%", "%"), tuple(names)
+
+
+def execute(cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
+    """Run ``sql`` (``%(name)s`` parameters only) with ``params`` on ``cursor``;
+    on PostgreSQL as a statement prepared once per connection."""
+    if connection.vendor != "postgresql":
+        cursor.execute(sql, params)
+        return
+    name, text, names = _numbered(sql)
+    done = _prepared.setdefault(connection.connection, set())
+    if name not in done:
+        # Not undone by a rollback: a prepared statement lasts as long as its session.
+        cursor.execute(f"PREPARE {name} AS {text}")
+        done.add(name)
+    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(names))})", [params[n] for n in names])
