@@ -24,7 +24,7 @@ from django.http import Http404
 
 from kechuang.accounts import roles
 from kechuang.accounts.models import Role
-from kechuang.vouchers import rows
+from kechuang.vouchers import prepared, rows
 from kechuang.vouchers.models import (
     Claim,
     Institution,
@@ -159,7 +159,9 @@ def order_for_enterprise(user: Any, pk: Any) -> ServiceOrder:
         raise Http404() from None
     # The user's own enterprise only: another's order reads as not found.
     with connection.cursor() as cur:
-        cur.execute(_order_with_program_sql(), [pk, user.enterprise_id])
+        prepared.execute(
+            cur, _order_with_program_sql(), {"pk": pk, "enterprise": user.enterprise_id}
+        )
         row = cur.fetchone()
     if row is None:
         raise Http404()
@@ -179,7 +181,7 @@ def _order_with_program_sql() -> str:
         f"SELECT {rows.columns(ServiceOrder, 'o')}, {rows.columns(Program, 'p')}"
         f" FROM {qn(ServiceOrder._meta.db_table)} o"
         f" JOIN {qn(Program._meta.db_table)} p ON p.id = o.program_id"
-        " WHERE o.id = %s AND o.enterprise_id = %s"
+        " WHERE o.id = %(pk)s AND o.enterprise_id = %(enterprise)s"
     )
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 from kechuang.accounts.services import audit_entries
 from kechuang.errors import KechuangError
 from kechuang.money import FEN
+from kechuang.vouchers import prepared
 from kechuang.vouchers.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
 ZERO = Decimal("0.00")
@@ -279,7 +280,7 @@ def _transaction_insert_sql() -> str:
     columns = ("program_id", "idempotency_key", "request_hash", "memo", "actor_id", "at")
     return (
         f"INSERT INTO {qn(LedgerTransaction._meta.db_table)} ({', '.join(map(qn, columns))}) "
-        f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {qn('id')}"
+        f"VALUES ({', '.join(f'%({c})s' for c in columns)}) RETURNING {qn('id')}"
     )
 
 
@@ -287,30 +288,44 @@ def _insert_transaction(tx: LedgerTransaction) -> None:
     """Insert ``tx`` (not yet saved) and mark it saved with its new id."""
     at = LedgerTransaction._meta.get_field("at").get_db_prep_value(tx.at, connection)
     with connection.cursor() as cur:
-        cur.execute(
+        prepared.execute(
+            cur,
             _transaction_insert_sql(),
-            [tx.program_id, tx.idempotency_key, tx.request_hash, tx.memo, tx.actor_id, at],
+            {
+                "program_id": tx.program_id,
+                "idempotency_key": tx.idempotency_key,
+                "request_hash": tx.request_hash,
+                "memo": tx.memo,
+                "actor_id": tx.actor_id,
+                "at": at,
+            },
         )
         tx.pk = cur.fetchone()[0]
     tx._state.adding = False
     tx._state.db = connection.alias
 
 
-def _insert_entries(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
-    """All the legs of ``tx`` in one INSERT."""
+@cache
+def _entries_insert_sql(legs: int) -> str:
     qn = connection.ops.quote_name
     columns = ("transaction_id", "account_id", "side", "amount")
+    rows = ", ".join(f"(%(tx)s, %(account{i})s, %(side{i})s, %(amount{i})s)" for i in range(legs))
+    return (
+        f"INSERT INTO {qn(LedgerEntry._meta.db_table)} ({', '.join(map(qn, columns))}) "
+        f"VALUES {rows}"
+    )
+
+
+def _insert_entries(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
+    """All the legs of ``tx`` in one INSERT."""
     amount = LedgerEntry._meta.get_field("amount")
-    values = []
-    for leg in legs:
-        values += [tx.pk, leg.account.pk, leg.side, amount.get_db_prep_save(leg.amount, connection)]
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(legs))
+    params: dict[str, Any] = {"tx": tx.pk}
+    for i, leg in enumerate(legs):
+        params[f"account{i}"] = leg.account.pk
+        params[f"side{i}"] = leg.side
+        params[f"amount{i}"] = amount.get_db_prep_save(leg.amount, connection)
     with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {qn(LedgerEntry._meta.db_table)} ({', '.join(map(qn, columns))}) "
-            f"VALUES {rows}",
-            values,
-        )
+        prepared.execute(cur, _entries_insert_sql(len(legs)), params)
 
 
 def _write_entries(

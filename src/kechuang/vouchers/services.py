@@ -805,7 +805,7 @@ def _lock_order_sql() -> str:
     qn = connection.ops.quote_name
     return _for_update(
         "SELECT program_id, enterprise_id, status, contract_amount, order_date"
-        f" FROM {qn(ServiceOrder._meta.db_table)} WHERE id = %s"
+        f" FROM {qn(ServiceOrder._meta.db_table)} WHERE id = %(order)s"
     )
 
 
@@ -814,7 +814,7 @@ def _lock_quota_rows_sql() -> str:
     qn = connection.ops.quote_name
     return _for_update(
         f"SELECT id, program_id FROM {qn(LedgerAccount._meta.db_table)}"
-        " WHERE kind = %s AND enterprise_id = %s ORDER BY id"
+        " WHERE kind = %(kind)s AND enterprise_id = %(enterprise)s ORDER BY id"
     )
 
 
@@ -829,7 +829,7 @@ def _lock_order(order: ServiceOrder) -> ServiceOrder | None:
     left). The institution, offering and dates other than the order date are
     never changed once an order is recorded."""
     with connection.cursor() as cur:
-        cur.execute(_lock_order_sql(), [order.pk])
+        prepared.execute(cur, _lock_order_sql(), {"order": order.pk})
         row = cur.fetchone()
     if row is None:
         raise ServiceOrder.DoesNotExist(f"order #{order.pk}")
@@ -850,7 +850,11 @@ def _lock_quota(order: ServiceOrder) -> LedgerAccount | None:
     """Lock all of the enterprise's quota accounts (every program), in id order;
     return the one of the order's program (None: it has none yet)."""
     with connection.cursor() as cur:
-        cur.execute(_lock_quota_rows_sql(), [LedgerAccount.Kind.QUOTA, order.enterprise_id])
+        prepared.execute(
+            cur,
+            _lock_quota_rows_sql(),
+            {"kind": LedgerAccount.Kind.QUOTA, "enterprise": order.enterprise_id},
+        )
         rows = cur.fetchall()
     for pk, program_id in rows:
         if program_id == order.program_id:
@@ -868,7 +872,7 @@ def _commitment_account_sql() -> str:
     qn = connection.ops.quote_name
     return (
         f"INSERT INTO {qn(LedgerAccount._meta.db_table)} (program_id, kind, order_id)"
-        f" VALUES (%s, %s, %s) RETURNING {qn('id')}"
+        f" VALUES (%(program)s, %(kind)s, %(order)s) RETURNING {qn('id')}"
     )
 
 
@@ -877,7 +881,11 @@ def _commitment_account(order: ServiceOrder) -> LedgerAccount:
     it has none yet)."""
     kind = LedgerAccount.Kind.COMMITTED
     with connection.cursor() as cur:
-        cur.execute(_commitment_account_sql(), [order.program_id, kind, order.pk])
+        prepared.execute(
+            cur,
+            _commitment_account_sql(),
+            {"program": order.program_id, "kind": kind, "order": order.pk},
+        )
         pk = cur.fetchone()[0]
     return LedgerAccount(pk=pk, program_id=order.program_id, kind=kind, order_id=order.pk)
 
@@ -899,18 +907,18 @@ _APPLIED_FIELDS = (
 def _order_applied_sql() -> str:
     qn = connection.ops.quote_name
     columns = ", ".join(
-        f"{qn(ServiceOrder._meta.get_field(name).column)} = %s" for name in _APPLIED_FIELDS
+        f"{qn(ServiceOrder._meta.get_field(name).column)} = %({name})s" for name in _APPLIED_FIELDS
     )
-    return f"UPDATE {qn(ServiceOrder._meta.db_table)} SET {columns} WHERE id = %s"
+    return f"UPDATE {qn(ServiceOrder._meta.db_table)} SET {columns} WHERE id = %(pk)s"
 
 
 def _save_applied(order: ServiceOrder) -> None:
-    values = [
-        ServiceOrder._meta.get_field(name).get_db_prep_save(getattr(order, name), connection)
+    values = {
+        name: ServiceOrder._meta.get_field(name).get_db_prep_save(getattr(order, name), connection)
         for name in _APPLIED_FIELDS
-    ]
+    }
     with connection.cursor() as cur:
-        cur.execute(_order_applied_sql(), [*values, order.pk])
+        prepared.execute(cur, _order_applied_sql(), {**values, "pk": order.pk})
 
 
 def order_voucher_apply(
