@@ -361,8 +361,19 @@ def _typed(values: Iterable[Any]) -> dict[str, Any]:
 
 
 def facts_kept(run_id: int) -> bool:
-    """Whether the run's facts table is there (runs before facts were kept: no)."""
-    return facts_table(run_id) in connection.introspection.table_names()
+    """Whether the run's facts table is there (runs before facts were kept: no).
+
+    One catalog lookup by name: a results page asks once per result, and listing every
+    table (one per run) each time cost more than reading the row."""
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", [facts_table(run_id)])
+            return bool(cur.fetchone()[0])
+        cur.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = %s",
+            [facts_table(run_id)],
+        )
+        return bool(cur.fetchone()[0])
 
 
 def stored_facts_row(run_id: int, credit_code: str) -> dict[str, Any] | None:
@@ -554,7 +565,13 @@ def policy_as_recorded(run: Any, policy_id: str, policy: Policy | None = None) -
     from kechuang.calculator import law
 
     if policy is None:
-        policy = law.policy_in_force(policy_id)
+        # Kept on the run object (one request, one page of results): looking up the law
+        # in force and rebuilding the policy for every result cost more than evaluating
+        # it. What it holds is the run's recorded parameter values, which never change.
+        cache = run.__dict__.setdefault("_policies_as_recorded", {})
+        if policy_id not in cache:
+            cache[policy_id] = policy_as_recorded(run, policy_id, law.policy_in_force(policy_id))
+        return cache[policy_id]
     recorded = (getattr(run, "parameters", None) or {}).get(policy_id) or {}
     params = dict(policy.parameters)
     for name, entries in recorded.items():
