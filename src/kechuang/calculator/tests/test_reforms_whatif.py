@@ -61,6 +61,13 @@ def test_a_higher_reward_costs_the_difference_for_every_eligible_enterprise(
     assert chart.status_code == 200 and chart["Content-Type"] == "image/png"
     assert chart.content[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # A result's outputs, computed again from what the reform run recorded, carry its
+    # reward, not the law's.
+    from kechuang.calculator import selectors_runs
+
+    for r in run.results.filter(verdict="eligible")[:5]:
+        assert Decimal(str(selectors_runs.result_outputs(run, r)["reward_amount"])) == new
+
     # The law in force is unchanged: the policy, and a normal run after the reform.
     assert current(HTE, "reward_amount") == old
     assert all(r.benefit == old for r in run.baseline.results.filter(verdict="eligible"))
