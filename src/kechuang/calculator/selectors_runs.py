@@ -172,6 +172,15 @@ def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
 # --------------------------------------------------------------------------- export
 
 
+def run_facts_verified(run: MianshenRun) -> bool | None:
+    """Whether the facts rows the run kept still hash to the hash it recorded when it
+    read them: then every result's outputs and explanation, computed again from those
+    rows and the recorded parameter values, are the run's own. None: no facts kept."""
+    if not run.facts_hash or not runs.facts_kept(run.pk):
+        return None
+    return runs.facts_hash(run.pk) == run.facts_hash
+
+
 def run_export_xlsx(run: MianshenRun) -> bytes:
     """The run as an Excel workbook: what it read, a summary, and every result."""
     from openpyxl import Workbook
@@ -185,6 +194,8 @@ def run_export_xlsx(run: MianshenRun) -> bytes:
     info.append(["改革 reform", f"{run.reform.name}: {run.reform.overrides}" if run.reform_id else ""])
     info.append(["企业数 enterprises", run.facts_count])
     info.append(["事实哈希 facts sha256", run.facts_hash])
+    info.append(["事实复核 facts kept match the hash", {True: "是 yes", False: "否 NO", None: ""}[
+        run_facts_verified(run)]])
     for pid, sha in run.policy_hashes.items():
         info.append([f"政策文件 {pid} sha256", sha])
     for pid, params in run.parameters.items():

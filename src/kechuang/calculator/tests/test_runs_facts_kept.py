@@ -107,6 +107,7 @@ def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
     outputs = selectors_runs.result_outputs(run, reward)
     expected = evaluate_flat(reward.policy_id, runs.stored_facts_row(run.pk, reward.credit_code), AS_OF)
     assert outputs["verdict"] == reward.verdict == expected.verdict == "eligible"
+    assert selectors_runs.run_facts_verified(run) is True
     assert Decimal(str(outputs[run.benefit_outputs[reward.policy_id][0]])) == reward.benefit
 
     # Facts that no longer give the stored decision are refused, not explained.
@@ -118,6 +119,11 @@ def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
         )
     with pytest.raises(KechuangError, match="does not reproduce"):
         selectors_runs.result_outputs(run, reward)
+    assert selectors_runs.run_facts_verified(run) is False, "the kept rows no longer hash alike"
+    info = load_workbook(io.BytesIO(selectors_runs.run_export_xlsx(run)))["运行信息 run"]
+    assert ["事实复核 facts kept match the hash", "否 NO"] in [
+        list(r)[:2] for r in info.iter_rows(values_only=True)
+    ]
 
 
 @pytest.mark.django_db
