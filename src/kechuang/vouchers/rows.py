@@ -10,6 +10,7 @@ returns JSON as text), so the instance is the one ``QuerySet.get`` would build.
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from django.db import connection
 from django.db.models import Model
@@ -25,12 +26,31 @@ def columns(model: type[Model], alias: str) -> str:
 
 def instance(model: type[M], values: tuple[Any, ...] | list[Any]) -> M:
     """``model`` built from the values of :func:`columns` (in that order)."""
-    fields = model._meta.concrete_fields
-    table = model._meta.db_table
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        col = field.get_col(table)
-        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+    names, converters = _converters(model)
+    converted = list(values)
+    for i, col, convs in converters:
+        value = converted[i]
+        for convert in convs:
             value = convert(value, col, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+        converted[i] = value
+    return model.from_db(connection.alias, names, converted)
+
+
+#: Per connection (its ``ops``) and model: the attribute names, and for each
+#: column that needs them, its converters. Working them out costs more than a row.
+_cache: WeakKeyDictionary[Any, dict[type[Model], Any]] = WeakKeyDictionary()
+
+
+def _converters(model: type[Model]) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    per_model = _cache.setdefault(connection.ops, {})
+    found = per_model.get(model)
+    if found is None:
+        fields = model._meta.concrete_fields
+        converters = []
+        for i, field in enumerate(fields):
+            col = field.get_col(model._meta.db_table)
+            convs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if convs:
+                converters.append((i, col, convs))
+        found = per_model[model] = ([f.attname for f in fields], converters)
+    return found
