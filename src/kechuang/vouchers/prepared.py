@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -56,4 +56,43 @@ def execute(cursor: Any, sql: str, params: Mapping[str, Any]) -> None:
         # Not undone by a rollback: a prepared statement lasts as long as its session.
         cursor.execute(f"PREPARE {name} AS {text}")
         done.add(name)
-    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(names))})", [params[n] for n in names])
+    cursor.execute(_call(name, names), [params[n] for n in names])
+
+
+def _call(name: str, names: tuple[str, ...]) -> str:
+    return f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+
+
+def execute_all(
+    cursor: Any, statements: Sequence[tuple[str, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Run the statements in order and return the rows of each; on PostgreSQL
+    prepared (as :func:`execute`) and sent in one round trip.
+
+    Each statement still reads with its own snapshot (PostgreSQL takes one per
+    statement of a multi-statement query in READ COMMITTED), so a read after a
+    lock sees what was committed while the lock was awaited. A statement that
+    fails stops the rest, as it would one by one."""
+    if connection.vendor != "postgresql":
+        out = []
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            out.append(cursor.fetchall() if cursor.description is not None else [])
+        return out
+    done = _prepared.setdefault(connection.connection, set())
+    numbered = [(_numbered(sql), params) for sql, params in statements]
+    new = {name: text for (name, text, _), _ in numbered if name not in done}
+    if new:
+        # Once per connection; a statement that cannot be prepared is a bug.
+        cursor.execute(";\n".join(f"PREPARE {name} AS {text}" for name, text in new.items()))
+        done.update(new)
+    calls, args = [], []
+    for (name, _, names), params in numbered:
+        calls.append(_call(name, names))
+        args += [params[n] for n in names]
+    cursor.execute(";\n".join(calls), args)
+    out = []
+    while True:
+        out.append(cursor.fetchall() if cursor.description is not None else [])
+        if not cursor.nextset():
+            return out

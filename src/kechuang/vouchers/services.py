@@ -678,6 +678,7 @@ def _apply_state_sql() -> str:
     table = {
         m.__name__: connection.ops.quote_name(m._meta.db_table)
         for m in (
+            LedgerAccount,
             LedgerTransaction,
             LedgerEntry,
             ServiceOrder,
@@ -696,7 +697,9 @@ def _apply_state_sql() -> str:
 SELECT
   (SELECT request_hash FROM {table["LedgerTransaction"]} WHERE idempotency_key = %(key)s),
   (SELECT COALESCE(SUM(CASE WHEN side = %(debit)s THEN amount ELSE -amount END), 0)
-     FROM {table["LedgerEntry"]} WHERE account_id = %(quota)s),
+     FROM {table["LedgerEntry"]} WHERE account_id = (
+       SELECT id FROM {table["LedgerAccount"]} WHERE kind = %(quota_kind)s
+        AND program_id = %(program)s AND enterprise_id = %(enterprise)s)),
   (SELECT COALESCE(SUM(subsidy_amount), 0) FROM {table["ServiceOrder"]}
      WHERE enterprise_id = %(enterprise)s AND order_date BETWEEN %(jan1)s AND %(dec31)s
        AND subsidy_amount IS NOT NULL AND status <> %(cancelled)s),
@@ -715,7 +718,7 @@ LEFT JOIN (
 """
 
 
-def apply_state(order: ServiceOrder, quota: LedgerAccount, idempotency_key: str) -> ApplyState:
+def apply_state(order: ServiceOrder, idempotency_key: str) -> ApplyState:
     """Everything :func:`order_voucher_apply` checks, in one statement: the replayed
     key, the quota left, the year's vouchers used, the institution's approval, the
     category's eligibility and the latest approved application.
@@ -725,11 +728,17 @@ def apply_state(order: ServiceOrder, quota: LedgerAccount, idempotency_key: str)
     order and the enterprise's quota rows: as its own statement it reads every
     commitment committed before the locks were granted (a subquery of the locking
     statement would read the older snapshot taken before it waited)."""
+    with connection.cursor() as cur:
+        prepared.execute(cur, _apply_state_sql(), _apply_state_params(order, idempotency_key))
+        return _apply_state_of(cur.fetchone())
+
+
+def _apply_state_params(order: ServiceOrder, idempotency_key: str) -> dict[str, Any]:
     year = order.order_date.year
-    params = {
+    return {
         "key": ledger.check_key(idempotency_key),
         "debit": LedgerEntry.Side.DEBIT,
-        "quota": quota.pk,
+        "quota_kind": LedgerAccount.Kind.QUOTA,
         "enterprise": order.enterprise_id,
         "program": order.program_id,
         "jan1": dt.date(year, 1, 1),
@@ -739,9 +748,10 @@ def apply_state(order: ServiceOrder, quota: LedgerAccount, idempotency_key: str)
         "offering": order.offering_id,
         "approved": QuotaApplication.Status.APPROVED,
     }
-    with connection.cursor() as cur:
-        prepared.execute(cur, _apply_state_sql(), params)
-        replay, quota_left, used, institution, category, applicant, facts = cur.fetchone()
+
+
+def _apply_state_of(row: tuple[Any, ...]) -> ApplyState:
+    replay, quota_left, used, institution, category, applicant, facts = row
     if isinstance(facts, str):
         facts = json.loads(facts)
     return ApplyState(
@@ -818,24 +828,41 @@ def _lock_quota_rows_sql() -> str:
     )
 
 
-def _lock_order(order: ServiceOrder) -> ServiceOrder | None:
-    """Lock the order's row and return a copy of ``order`` with what the
-    decision reads (status, amount, date) as the row holds it now; None if the
-    row no longer belongs to the caller's program and enterprise.
+def _lock_and_read(
+    order: ServiceOrder, idempotency_key: str
+) -> tuple[ServiceOrder | None, LedgerAccount | None, ApplyState]:
+    """Lock the order's row, then all of the enterprise's quota accounts (every
+    program, in id order), then read everything the decision checks: three
+    statements, one round trip on PostgreSQL.
+
+    Returns a copy of ``order`` with what the decision reads (status, amount,
+    date) as the row holds it now, or None if the row no longer belongs to the
+    caller's program and enterprise (the state read is then for the caller's);
+    the quota account of the order's program (None: none yet); the state.
 
     The copy keeps the caller's program and enterprise, not read again: no
     decision needs them read under a lock (an expiry empties the quota under the
-    quota lock taken next, so a program that has just expired reads as no quota
-    left). The institution, offering and dates other than the order date are
-    never changed once an order is recorded."""
+    quota lock, so a program that has just expired reads as no quota left). The
+    institution, offering and dates other than the order date are never changed
+    once an order is recorded."""
     with connection.cursor() as cur:
-        prepared.execute(cur, _lock_order_sql(), {"order": order.pk})
-        row = cur.fetchone()
-    if row is None:
+        order_rows, quota_rows, state_rows = prepared.execute_all(
+            cur,
+            [
+                (_lock_order_sql(), {"order": order.pk}),
+                (
+                    _lock_quota_rows_sql(),
+                    {"kind": LedgerAccount.Kind.QUOTA, "enterprise": order.enterprise_id},
+                ),
+                (_apply_state_sql(), _apply_state_params(order, idempotency_key)),
+            ],
+        )
+    if not order_rows:
         raise ServiceOrder.DoesNotExist(f"order #{order.pk}")
-    program_id, enterprise_id, status, amount, order_date = row
+    program_id, enterprise_id, status, amount, order_date = order_rows[0]
+    state = _apply_state_of(state_rows[0])
     if (program_id, enterprise_id) != (order.program_id, order.enterprise_id):
-        return None
+        return None, None, state
     locked = copy.copy(order)
     locked.status = status
     # SQLite returns decimals as numbers and dates as text.
@@ -843,7 +870,7 @@ def _lock_order(order: ServiceOrder) -> ServiceOrder | None:
     locked.order_date = (
         order_date if isinstance(order_date, dt.date) else dt.date.fromisoformat(order_date)
     )
-    return locked
+    return locked, _quota_of(locked, quota_rows), state
 
 
 def _lock_quota(order: ServiceOrder) -> LedgerAccount | None:
@@ -855,7 +882,10 @@ def _lock_quota(order: ServiceOrder) -> LedgerAccount | None:
             _lock_quota_rows_sql(),
             {"kind": LedgerAccount.Kind.QUOTA, "enterprise": order.enterprise_id},
         )
-        rows = cur.fetchall()
+        return _quota_of(order, cur.fetchall())
+
+
+def _quota_of(order: ServiceOrder, rows: list[tuple[Any, ...]]) -> LedgerAccount | None:
     for pk, program_id in rows:
         if program_id == order.program_id:
             return LedgerAccount(
@@ -948,27 +978,26 @@ def order_voucher_apply(
     )
     ledger.check_key(idempotency_key)
     with transaction.atomic():
-        # The same order applied twice at once (two keys, two tabs) would commit twice.
-        locked = _lock_order(order)
+        # The same order applied twice at once (two keys, two tabs) would commit
+        # twice: hold its row. Two orders of one enterprise applied at once would
+        # both see the same quota left and the same "used this year": hold all of
+        # the enterprise's quota accounts too, so that the state is read after
+        # the other order's commitment is written.
+        locked, quota, state = _lock_and_read(order, idempotency_key)
         if locked is None:
-            locked = (
-                ServiceOrder.objects.select_for_update(of=("self",))
-                .select_related("program", "enterprise")
-                .get(pk=order.pk)
-            )
+            # The caller's copy names another program or enterprise: read the
+            # order (held already), lock and read again for the row's.
+            locked = ServiceOrder.objects.select_related("program", "enterprise").get(pk=order.pk)
+            quota = _lock_quota(locked)
+            state = apply_state(locked, idempotency_key)
         order = locked
         program = order.program
-        # Two orders of one enterprise applied at once would both see the same
-        # quota left and the same "used this year": hold all of the enterprise's
-        # quota accounts (every program), in id order, so the cap and the quota
-        # are read after the other order's commitment is written.
-        quota = _lock_quota(order)
         if quota is None:
             # No quota account in this program yet: create it empty (the order is
             # refused below), then hold the enterprise's quota rows again, in id order.
-            quota = quota_account(program, order.enterprise)
-            _lock_quota(order)
-        state = apply_state(order, quota, idempotency_key)
+            quota_account(program, order.enterprise)
+            quota = _lock_quota(order)
+            state = apply_state(order, idempotency_key)
         # The key is looked up under the locks, before any check: a replay
         # returns the order as the first request left it, whatever has moved since.
         if state.replay_hash is not None:

@@ -33,3 +33,17 @@ def test_it_runs_the_same_on_every_engine_and_prepares_once_per_connection():
     with connection.cursor() as cur:
         prepared.execute(cur, SQL, {"a": 5, "b": "z"})
         assert tuple(cur.fetchone()) == (6, "zx", 10)
+
+
+@pytest.mark.django_db
+def test_several_statements_return_the_rows_of_each_in_order():
+    other = "SELECT %(b)s || 'z' WHERE %(a)s > 0"
+    statements = [
+        (SQL, {"a": 1, "b": "p"}),
+        (other, {"a": 0, "b": "q"}),
+        (other, {"a": 1, "b": "r"}),
+    ]
+    for _ in range(2):  # prepared, then already prepared
+        with connection.cursor() as cur:
+            rows = prepared.execute_all(cur, statements)
+        assert [[tuple(r) for r in each] for each in rows] == [[(2, "px", 2)], [], [("rz",)]]
