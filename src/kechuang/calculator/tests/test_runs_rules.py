@@ -182,3 +182,27 @@ def test_a_run_resumed_after_stacking_still_pays_one(
     assert run.status == MianshenRun.Status.DONE, run.error
     again = {r.policy_id: r.payable for r in run.results.filter(credit_code=alice_both.credit_code)}
     assert again == paid and sorted(again.values())[0] == 0
+
+
+@pytest.mark.django_db
+def test_a_run_resumed_without_a_recorded_facts_hash_recomputes_everything(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    """On PostgreSQL a fresh run hashes its facts beside the inserts: a worker dying
+    before it saved the hash leaves policies done and no hash to compare with."""
+    from kechuang.calculator.services_runs import mianshen_run_resume
+
+    run = run_now(django_capture_on_commit_callbacks, [HTE, GIANT], staff_zhang)
+    digest = run.facts_hash
+    kept = {r.pk for r in run.results.filter(policy_id=HTE)}
+    run.results.filter(policy_id=GIANT).delete()
+    MianshenRun.objects.filter(pk=run.pk).update(
+        status=MianshenRun.Status.INTERRUPTED, policies_done=[HTE], facts_hash=""
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_resume(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE, run.error
+    assert run.facts_hash == digest
+    assert not ({r.pk for r in run.results.filter(policy_id=HTE)} & kept)
+    assert run.results.filter(policy_id=GIANT).count() == run.facts_count
