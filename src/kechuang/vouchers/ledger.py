@@ -250,15 +250,15 @@ def _write(
     if key_checked:
         # No savepoint: two statements fewer on the busiest write (issue 6).
         try:
-            _insert_transaction(tx)
+            _insert(tx, legs)
         except IntegrityError as exc:
             raise IdempotencyConflict(key) from exc
-        return _write_entries(tx, legs, key, actor)
+        return _audit(tx, legs, key, actor)
     try:
         # A savepoint, so that losing a race on the key leaves the caller's
         # transaction usable (PostgreSQL aborts a transaction on any error).
         with transaction.atomic():
-            _insert_transaction(tx)
+            _insert(tx, legs)
     except IntegrityError:
         # The same request, posted concurrently, committed first.
         existing = find(key, req_hash)
@@ -266,7 +266,7 @@ def _write(
             raise
         existing.replayed = True
         return existing
-    return _write_entries(tx, legs, key, actor)
+    return _audit(tx, legs, key, actor)
 
 
 # Issue 6: the rows are written with plain INSERTs. Django's ORM costs the client
@@ -284,55 +284,52 @@ def _transaction_insert_sql() -> str:
     )
 
 
-def _insert_transaction(tx: LedgerTransaction) -> None:
-    """Insert ``tx`` (not yet saved) and mark it saved with its new id."""
-    at = LedgerTransaction._meta.get_field("at").get_db_prep_value(tx.at, connection)
-    with connection.cursor() as cur:
-        prepared.execute(
-            cur,
-            _transaction_insert_sql(),
-            {
-                "program_id": tx.program_id,
-                "idempotency_key": tx.idempotency_key,
-                "request_hash": tx.request_hash,
-                "memo": tx.memo,
-                "actor_id": tx.actor_id,
-                "at": at,
-            },
-        )
-        tx.pk = cur.fetchone()[0]
-    tx._state.adding = False
-    tx._state.db = connection.alias
-
-
 @cache
 def _entries_insert_sql(legs: int) -> str:
     qn = connection.ops.quote_name
     columns = ("transaction_id", "account_id", "side", "amount")
-    rows = ", ".join(f"(%(tx)s, %(account{i})s, %(side{i})s, %(amount{i})s)" for i in range(legs))
+    # The transaction's id by its key: the entries go in the same round trip as
+    # the transaction row, before its id has come back.
+    tx_id = (
+        f"(SELECT {qn('id')} FROM {qn(LedgerTransaction._meta.db_table)}"
+        " WHERE idempotency_key = %(idempotency_key)s)"
+    )
+    rows = ", ".join(f"({tx_id}, %(account{i})s, %(side{i})s, %(amount{i})s)" for i in range(legs))
     return (
         f"INSERT INTO {qn(LedgerEntry._meta.db_table)} ({', '.join(map(qn, columns))}) "
         f"VALUES {rows}"
     )
 
 
-def _insert_entries(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
-    """All the legs of ``tx`` in one INSERT."""
+def _insert(tx: LedgerTransaction, legs: Sequence[Leg]) -> None:
+    """Insert ``tx`` (not yet saved) and all its legs, and mark it saved with
+    its new id: two statements, one round trip on PostgreSQL."""
+    at = LedgerTransaction._meta.get_field("at").get_db_prep_value(tx.at, connection)
     amount = LedgerEntry._meta.get_field("amount")
-    params: dict[str, Any] = {"tx": tx.pk}
+    entries: dict[str, Any] = {"idempotency_key": tx.idempotency_key}
     for i, leg in enumerate(legs):
-        params[f"account{i}"] = leg.account.pk
-        params[f"side{i}"] = leg.side
-        params[f"amount{i}"] = amount.get_db_prep_save(leg.amount, connection)
+        entries[f"account{i}"] = leg.account.pk
+        entries[f"side{i}"] = leg.side
+        entries[f"amount{i}"] = amount.get_db_prep_save(leg.amount, connection)
+    row = {
+        "program_id": tx.program_id,
+        "idempotency_key": tx.idempotency_key,
+        "request_hash": tx.request_hash,
+        "memo": tx.memo,
+        "actor_id": tx.actor_id,
+        "at": at,
+    }
     with connection.cursor() as cur:
-        prepared.execute(cur, _entries_insert_sql(len(legs)), params)
+        inserted, _ = prepared.execute_all(
+            cur, [(_transaction_insert_sql(), row), (_entries_insert_sql(len(legs)), entries)]
+        )
+    tx.pk = inserted[0][0]
+    tx._state.adding = False
+    tx._state.db = connection.alias
 
 
-def _write_entries(
-    tx: LedgerTransaction, legs: Sequence[Leg], key: str, actor: Any
-) -> LedgerTransaction:
-    """The entries of a transaction row just inserted, and its audit record."""
-    _insert_entries(tx, legs)
+def _audit(tx: LedgerTransaction, legs: Sequence[Leg], key: str, actor: Any) -> LedgerTransaction:
+    """The audit record of a transaction just written."""
     audit_entries(
         actor=actor,
         action="voucher.ledger_post",

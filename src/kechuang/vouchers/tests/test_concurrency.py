@@ -141,13 +141,13 @@ def test_a_redemption_killed_midway_leaves_the_ledger_balanced_and_retries_once(
     claim = services.claim_submit(order=order, actor=inst_lab)
     before = selectors.program_balances(prog)
 
-    real_insert_entries = ledger._insert_entries
+    real_insert = ledger._insert
 
     def die_after_first_leg(tx, legs):
-        real_insert_entries(tx, legs[:1])
+        real_insert(tx, legs[:1])
         raise ConnectionError("process killed after writing the first leg")
 
-    monkeypatch.setattr(ledger, "_insert_entries", die_after_first_leg)
+    monkeypatch.setattr(ledger, "_insert", die_after_first_leg)
     with pytest.raises(ConnectionError):
         services.claim_approve(claim=claim, actor=staff_zhang, idempotency_key="redeem-1")
     monkeypatch.undo()
