@@ -261,12 +261,16 @@ def parallel_inserts() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | None) -> int:
+def materialise_facts(
+    run_id: int, as_of: dt.date, enterprise_ids: list[int] | None, *, index: bool = True
+) -> int:
     """The run's facts rows in a table of the run; returns the count.
 
     The table is kept for the run's life (dropped with the run): it is what the run
     read, and a result's explanation re-evaluates its row, whatever the registry holds
-    later. A plain (logged) table: it must survive the worker's session and a crash."""
+    later. A plain (logged) table: it must survive the worker's session and a crash.
+    ``index=False`` leaves the index for result pages to :func:`index_facts` (the
+    policies' queries read every row and do not need it)."""
     sql = enterprise_facts_as_of(as_of=as_of, enterprise_ids=enterprise_ids)
     table = facts_table(run_id)
     with connection.cursor() as cur:
@@ -281,10 +285,17 @@ def materialise_facts(run_id: int, as_of: dt.date, enterprise_ids: list[int] | N
             cur.execute(f"CREATE TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
         else:
             cur.execute(f"CREATE TABLE {table} AS SELECT * FROM ({sql}) facts")
-        # One enterprise's row for its result page (credit codes are unique).
-        cur.execute(f"CREATE INDEX {table}_entity ON {table} (entity_id)")
+        if index:
+            index_facts(run_id)
         cur.execute(f"SELECT count(*) FROM {table}")
         return int(cur.fetchone()[0])
+
+
+def index_facts(run_id: int) -> None:
+    """Index a run's facts table by credit code: one enterprise's row for its result page."""
+    table = facts_table(run_id)
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {table}_entity ON {table} (entity_id)")
 
 
 def drop_facts(run_id: int) -> None:

@@ -215,13 +215,14 @@ def _execute(run: MianshenRun, started: float) -> None:
         ids = list(enterprise_list(as_of=run.as_of, **run.scope).values_list("pk", flat=True))
     run.steps_done = 0
     _progress(run, "facts")
-    count = runs.materialise_facts(run.pk, run.as_of, ids)
-    run.steps_done = 1
-    _progress(run, "hash", facts_count=count)
     # With nothing stored yet the hash decides nothing before the inserts: on PostgreSQL
     # it is computed on a connection of its own beside them (half a second on one core
-    # at 100,000 enterprises) and saved once they are done.
+    # at 100,000 enterprises), after the facts' index for result pages, and saved once
+    # the inserts are done.
     hash_beside = runs.parallel_inserts() and not run.policies_done
+    count = runs.materialise_facts(run.pk, run.as_of, ids, index=not hash_beside)
+    run.steps_done = 1
+    _progress(run, "hash", facts_count=count)
     digest = "" if hash_beside else runs.facts_hash(run.pk)
     if run.policies_done and run.facts_hash != digest:
         # Resuming over changed data would mix two registries in one run; without a
@@ -262,7 +263,7 @@ def _execute(run: MianshenRun, started: float) -> None:
     _progress(run, "compiled", policy_hashes=hashes, parameters=params, columns=columns,
               benefit_outputs=benefits, policies_done=list(done))
     hasher = ThreadPoolExecutor(max_workers=1) if hash_beside else None
-    hashed = hasher.submit(_in_thread, runs.facts_hash, run.pk) if hasher else None
+    hashed = hasher.submit(_in_thread, _index_and_hash, run.pk) if hasher else None
     try:
         _insert_all(run, todo, done)
     finally:
@@ -278,6 +279,11 @@ def _execute(run: MianshenRun, started: float) -> None:
         run, "done", status=MianshenRun.Status.DONE, finished_at=now,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+def _index_and_hash(run_id: int) -> str:
+    runs.index_facts(run_id)
+    return runs.facts_hash(run_id)
 
 
 def _insert_all(run: MianshenRun, todo: list, done: list[str]) -> None:

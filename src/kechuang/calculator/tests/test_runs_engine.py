@@ -7,8 +7,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
-from kechuang.calculator import selectors_runs
+from kechuang.calculator import runs, selectors_runs
 from kechuang.calculator.models_runs import MianshenRun
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.registry.demo import demo_build
@@ -89,6 +90,11 @@ def test_a_run_outside_a_transaction_gives_the_same_results(staff_zhang, immedia
     run.refresh_from_db()
     assert run.status == MianshenRun.Status.DONE, run.error
     assert sorted(run.policies_done) == sorted(ids)
+    # Hashed (on PostgreSQL beside the inserts) and indexed for the result pages.
+    assert run.facts_hash == runs.facts_hash(run.pk)
+    with connection.cursor() as cur:
+        constraints = connection.introspection.get_constraints(cur, runs.facts_table(run.pk))
+    assert any(c["index"] and c["columns"] == ["entity_id"] for c in constraints.values())
     stored = {(r.credit_code, r.policy_id): r.verdict for r in run.results.all()}
     assert len(stored) == 30 * len(ids)
     for row in enterprise_facts_rows(as_of=AS_OF):
