@@ -3,8 +3,10 @@
 A run evaluates policies for every enterprise in scope as of a date, inside the app
 database (the compiled policy SQL over the registry's facts SELECT), and keeps what
 a commission must be able to defend later: the policy file hashes, the parameter
-values used, the as-of date, a hash of the input facts and one result per
-enterprise and policy with its outputs.
+values used, the as-of date, a hash of the input facts, the facts rows themselves (a
+table of the run) and one result per enterprise and policy: its verdict, benefit and
+missing facts; the rest of its outputs and its explanation are computed again from
+the kept row and the recorded values, and checked against the stored verdict.
 
 After staff review and confirm a run, each enterprise that qualifies gets an offer
 (数据比对 done); it confirms its wish and its bank account (意愿确认), and only then
@@ -141,7 +143,9 @@ class MianshenResult(models.Model):
     payable = models.DecimalField(null=True, blank=True, **AMOUNT)
     stacking_note = models.TextField(blank=True, default="")
     missing_fields = models.TextField(blank=True, default="")
-    #: The compiled query's output columns, raw (decoded with the run's ``columns``).
+    #: Empty since runs stopped storing their outputs (``selectors_runs.result_outputs``
+    #: computes them again from the kept facts); earlier runs' raw output columns,
+    #: decoded with the run's ``columns``.
     outputs = models.JSONField(default=dict)
     excluded = models.BooleanField(default=False)
     exclusion_reason = models.TextField(blank=True, default="")
