@@ -906,20 +906,6 @@ def _commitment_account_sql() -> str:
     )
 
 
-def _commitment_account(order: ServiceOrder) -> LedgerAccount:
-    """Create the order's commitment account (the order is locked and a draft, so
-    it has none yet)."""
-    kind = LedgerAccount.Kind.COMMITTED
-    with connection.cursor() as cur:
-        prepared.execute(
-            cur,
-            _commitment_account_sql(),
-            {"program": order.program_id, "kind": kind, "order": order.pk},
-        )
-        pk = cur.fetchone()[0]
-    return LedgerAccount(pk=pk, program_id=order.program_id, kind=kind, order_id=order.pk)
-
-
 #: The columns order_voucher_apply writes, in this order.
 _APPLIED_FIELDS = (
     "status",
@@ -942,13 +928,28 @@ def _order_applied_sql() -> str:
     return f"UPDATE {qn(ServiceOrder._meta.db_table)} SET {columns} WHERE id = %(pk)s"
 
 
-def _save_applied(order: ServiceOrder) -> None:
+def _save_applied(order: ServiceOrder) -> LedgerAccount:
+    """Write the decision on the order and create its commitment account (the
+    order is held and still a draft, so it has none yet): two statements, one
+    round trip on PostgreSQL. Returns the account."""
     values = {
         name: ServiceOrder._meta.get_field(name).get_db_prep_save(getattr(order, name), connection)
         for name in _APPLIED_FIELDS
     }
+    kind = LedgerAccount.Kind.COMMITTED
     with connection.cursor() as cur:
-        prepared.execute(cur, _order_applied_sql(), {**values, "pk": order.pk})
+        account, _ = prepared.execute_all(
+            cur,
+            [
+                (
+                    _commitment_account_sql(),
+                    {"program": order.program_id, "kind": kind, "order": order.pk},
+                ),
+                (_order_applied_sql(), {**values, "pk": order.pk}),
+            ],
+        )
+    pk = account[0][0]
+    return LedgerAccount(pk=pk, program_id=order.program_id, kind=kind, order_id=order.pk)
 
 
 def order_voucher_apply(
@@ -1023,17 +1024,6 @@ def order_voucher_apply(
             raise KechuangError(
                 "没有可用的券额度或年度上限已用完 / no quota or annual cap left", "order"
             )
-        committed = _commitment_account(order)
-        tx = ledger.post(
-            legs=[ledger.debit(committed, subsidy), ledger.credit(quota, subsidy)],
-            idempotency_key=idempotency_key,
-            actor=actor,
-            req_hash=req,
-            memo=f"订单用券 / vouchers applied to order #{order.pk}",
-            # The quota row is held since before the key lookup and the balance
-            # read above; the commitment account was created in this transaction.
-            locked_balances={quota.pk: quota_left, committed.pk: ZERO},
-        )
         entry = policy.parameters[RATIO_PARAMETER[program.scheme]].at(order.order_date)
         ratio = Fraction(entry.value)
         order.status = ServiceOrder.Status.VOUCHER_APPLIED
@@ -1058,7 +1048,19 @@ def order_voucher_apply(
         }
         order.decision["eligible_amount"] = str(eligible)
         order.decision["quota_left_before"] = str(quota_left)
-        _save_applied(order)
+        # Written before the posting, in the same transaction: a refused
+        # posting rolls the order back with it.
+        committed = _save_applied(order)
+        tx = ledger.post(
+            legs=[ledger.debit(committed, subsidy), ledger.credit(quota, subsidy)],
+            idempotency_key=idempotency_key,
+            actor=actor,
+            req_hash=req,
+            memo=f"订单用券 / vouchers applied to order #{order.pk}",
+            # The quota row is held since before the key lookup and the balance
+            # read above; the commitment account was created in this transaction.
+            locked_balances={quota.pk: quota_left, committed.pk: ZERO},
+        )
         audit_entries(
             actor=actor,
             action="voucher.order_voucher_apply",
