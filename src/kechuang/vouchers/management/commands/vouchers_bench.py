@@ -13,7 +13,13 @@ spend their time switching and re-warming caches, not applying vouchers).
 ``--http`` drives the HTTP API instead: it serves the app with gunicorn (waitress
 when gunicorn is not installed), DEBUG off, and the clients POST
 ``/api/vouchers/orders/{pk}/vouchers`` with each enterprise's API token and an
-idempotency key over loopback."""
+idempotency key over loopback.
+
+Besides applications per second it prints the CPU spent per application: by the
+client processes, by the app server (``--http``), and by the PostgreSQL backends
+that served the run (read from /proc, so only for a database on this machine).
+On a shared machine the throughput moves with everyone else's load; the CPU per
+application much less so."""
 
 from __future__ import annotations
 
