@@ -20,7 +20,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from kechuang.errors import KechuangError
 from kechuang.registry.facts import COLUMN_TYPES, COLUMNS, convert_row
@@ -282,7 +282,12 @@ def materialise_facts(
                 f'CAST(facts."{name}" AS {PG_TYPES[typ]}) AS "{name}"'
                 for name, typ in COLUMN_TYPES.items()
             )
-            cur.execute(f"CREATE TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
+            # Without parallel workers: each one built the same per-enterprise aggregates
+            # of the registry again for its share of the rows (1.4 CPU-seconds instead of
+            # 0.8 at 100,000 enterprises), for no shorter a wall time on two cores.
+            with transaction.atomic():
+                cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+                cur.execute(f"CREATE TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
         else:
             cur.execute(f"CREATE TABLE {table} AS SELECT * FROM ({sql}) facts")
         if index:
