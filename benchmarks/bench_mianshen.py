@@ -139,15 +139,17 @@ class _BackendCpu:
     """CPU seconds of the backends connected to one database, sampled every 20 ms.
 
     Unlike the server total, other databases' work (other benchmarks, test suites on the
-    same server) and the checkpointer are left out. A backend that exits is counted
-    as of its last sample: up to 20 ms of each parallel insert connection's CPU is missed."""
+    same server) and the checkpointer are left out; the parallel workers of its queries
+    are counted. A process that exits is counted as of its last sample: up to 20 ms of
+    each parallel insert connection's (or parallel worker's) CPU is missed."""
 
     def __init__(self, database: str) -> None:
         import threading
 
         self.database = database.encode()
+        self.last: dict[int, int] = {}
         self.start: dict[int, int] = self._sample()
-        self.last: dict[int, int] = dict(self.start)
+        self.last.update(self.start)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -160,7 +162,12 @@ class _BackendCpu:
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     title = f.read()
-                if not title.startswith(b"postgres: ") or b" " + self.database + b" " not in title:
+                if not title.startswith(b"postgres: "):
+                    continue
+                ours = b" " + self.database + b" " in title
+                leader = title.partition(b"parallel worker for PID ")[2].split(b"\x00")[0]
+                # A parallel worker's title names its leader, not the database.
+                if not ours and not (leader.strip().isdigit() and int(leader) in self.last):
                     continue
                 with open(f"/proc/{pid}/stat") as f:
                     stat = f.read()
