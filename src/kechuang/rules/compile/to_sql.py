@@ -85,6 +85,10 @@ class Compiler:
         # Everything else (conditions, points, amounts) is computed once in a CTE column.
         self.inline: set[str] = set()
         self.positive_dens: set[str] = set()
+        # A denominator the enclosing CASE has already found non-zero (a band's rows).
+        self.nonzero_den: str | None = None
+        # While a band's rows are compiled in 64 bits: each row's multiplier of its operands.
+        self.narrow: list[int] | None = None
         for name in list(self.defs):
             if self._is_ratio(self.defs[name].tree, frozenset({name})):
                 self.inline.add(name)
@@ -168,7 +172,9 @@ class Compiler:
         raw = f"__dr_{name}"
         for key, text in (
             (raw, den),
-            (f"__num_{name}", f"({num}) * (CASE WHEN {raw} < 0 THEN -1 ELSE 1 END)"),
+            # Negated rather than multiplied by -1: a product would be widened to 128 bits,
+            # and every comparison and division on the numerator with it.
+            (f"__num_{name}", f"CASE WHEN {raw} < 0 THEN -({num}) ELSE {num} END"),
             (f"__den_{name}", f"ABS({raw})"),
         ):
             self.defs[key] = Expr(text, sqlglot.parse_one(text), e.line)
@@ -199,7 +205,7 @@ class Compiler:
         scale = _places(value)
         return Sql(str(int(value * 10**scale)), "num", scale)
 
-    def rescale(self, s: Sql, scale: int) -> str:
+    def rescale(self, s: Sql, scale: int, wide: bool = True) -> str:
         if s.kind != "num":
             raise CompileError(f"expected a number, got {s.kind}: {s.text}")
         if scale < s.scale:
@@ -210,7 +216,8 @@ class Compiler:
             # A literal: scale it here, so that the engine never multiplies two small
             # integer literals (DuckDB types 200000000 * 100 as INT32 and overflows).
             return str(int(s.text) * 10 ** (scale - s.scale))
-        return f"({self.d.widen.format(x=s.text)} * {10 ** (scale - s.scale)})"
+        x = self.d.widen.format(x=s.text) if wide else s.text
+        return f"({x} * {10 ** (scale - s.scale)})"
 
     def null_num(self) -> str:
         # A typed NULL: PostgreSQL types a column that is NULL on every branch as text,
@@ -366,6 +373,10 @@ class Compiler:
                     return Sql("NULL", "bool")
                 return Sql(f"({lhs} {op if int(den.text) > 0 else flipped} {rhs})", "bool")
             if isinstance(d_node, exp.Column) and d_node.name in self.positive_dens:
+                if d_node.name == self.nonzero_den:
+                    if self.narrow is not None:
+                        return self._narrow_compare(op, num, den, t, scale, prod_scale)
+                    return Sql(f"({lhs} {op} {rhs})", "bool")
                 return Sql(f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} END)", "bool")
             return Sql(
                 f"(CASE WHEN {den.text} > 0 THEN {lhs} {op} {rhs} "
@@ -381,6 +392,19 @@ class Compiler:
         if a.kind != b.kind:
             raise CompileError(f"cannot compare {a.kind} with {b.kind}: {left.sql()} {op} {right.sql()}")
         return Sql(f"({a.text} {op} {b.text})", "bool")
+
+    def _narrow_compare(self, op: str, num: Sql, den: Sql, t: Sql, scale: int, prod: int) -> Sql:
+        """``num / den OP t`` in 64-bit integers, for operands the band has bounded.
+
+        Records each operand's multiplier in ``self.narrow``: the band guards the row with
+        ``|num|, den <= (2^63 - 1) / multiplier``, so no product can overflow.
+        """
+        if not (t.text.lstrip("-").isdigit() and _is_column(num.text)):
+            raise _NotNarrow
+        self.narrow += [10 ** (scale - num.scale), abs(int(t.text)) * 10 ** (scale - prod)]
+        lhs = self.rescale(num, scale, wide=False)
+        rhs = self.rescale(Sql(f"({t.text} * {den.text})", "num", prod), scale, wide=False)
+        return Sql(f"({lhs} {op} {rhs})", "bool")
 
     def resolve(self, node: exp.Expression) -> exp.Expression:
         """Unwrap parentheses and inline ratio definitions so comparisons see divisions."""
@@ -511,22 +535,64 @@ class Compiler:
             return Sql(self.rescale(x, 2), "num", 2)
         f = 10 ** (x.scale - 2)
         if name == "ROUND_DOWN_FEN":
-            return Sql(self.d.intdiv.format(a=x.text, b=f), "num", 2)
-        # ROUND_HALF_UP_FEN: floor((2x + f) / 2f) for non-negative x.
-        wide = self.d.widen.format(x=x.text)
-        return Sql(self.d.intdiv.format(a=f"(2 * {wide} + {f})", b=2 * f), "num", 2)
+            wide = self.d.intdiv.format(a=x.text, b=f)
+            narrow = self.d.intdiv64.format(a=self.d.to_int0.format(x=x.text), b=f)
+        else:  # ROUND_HALF_UP_FEN: floor((2x + f) / 2f) for non-negative x.
+            w = self.d.widen.format(x=x.text)
+            wide = self.d.intdiv.format(a=f"(2 * {w} + {f})", b=2 * f)
+            narrow = self.d.intdiv64.format(
+                a=f"(2 * {self.d.to_int0.format(x=x.text)} + {f})", b=2 * f
+            )
+        if not self.d.intdiv64:
+            return Sql(wide, "num", 2)
+        # The product is usually far inside 64 bits: divide there (128-bit division is
+        # ~10x slower on DuckDB).
+        bound = (_INT64_MAX - f) // 2
+        return Sql(
+            f"(CASE WHEN {x.text} BETWEEN -{bound} AND {bound} THEN {narrow} ELSE {wide} END)",
+            "num",
+            2,
+        )
 
     def band(self, func: str, band_name: str, arg: exp.Expression) -> Sql:
         band = self.p.bands[band_name]
-        x = self.expr(self.resolve(arg)) if not isinstance(self.resolve(arg), exp.Div) else None
-        null_test = (
-            f"{x.text} IS NULL"
-            if x is not None
-            else f"{self.expr(self.resolve(arg).right).text} IS NULL OR "
-            f"{self.expr(self.resolve(arg).left).text} IS NULL OR "
-            f"{self.expr(self.resolve(arg).right).text} = 0"
-        )
+        resolved = self.resolve(arg)
+        den_node = None
+        if isinstance(resolved, exp.Div):
+            den = self.expr(resolved.right).text
+            null_test = f"{den} IS NULL OR {self.expr(resolved.left).text} IS NULL OR {den} = 0"
+            den_node = resolved.right.unnest()
+        else:
+            null_test = f"{self.expr(resolved).text} IS NULL"
         parts = [f"WHEN {null_test} THEN NULL"]
+        # Past that first row the denominator is non-zero: the rows need not test its sign.
+        outer, self.nonzero_den = self.nonzero_den, (
+            den_node.name if isinstance(den_node, exp.Column) else None
+        )
+        try:
+            if den_node is None or self.d.widen == "{x}" or self.nonzero_den not in self.positive_dens:
+                return self._band_rows(func, band, arg, parts)
+            wide = self._band_rows(func, band, arg, [])
+            self.narrow = []
+            try:
+                narrow = self._band_rows(func, band, arg, [])
+            except _NotNarrow:
+                return self._band_rows(func, band, arg, parts)
+            bound = _INT64_MAX // max(self.narrow + [1])
+            num = self.expr(resolved.left).text
+            # Amounts that fit (nearly all) compare in 64-bit integers; the 128-bit
+            # products, several times slower on DuckDB, only where they are needed.
+            return Sql(
+                f"(CASE {parts[0]} WHEN ABS({num}) <= {bound} AND {den} <= {bound} "
+                f"THEN {narrow.text} ELSE {wide.text} END)",
+                narrow.kind,
+                0,
+            )
+        finally:
+            self.nonzero_den, self.narrow = outer, None
+
+    def _band_rows(self, func: str, band, arg: exp.Expression, parts: list[str]) -> Sql:
+        """The WHEN rows of a band, after its unknown-value test (``parts``)."""
 
         def value_of(row) -> str:
             if func == "BAND_LABEL":
@@ -614,13 +680,27 @@ class Compiler:
             return self.round6(self.expr(node).text)
         # value * 10**6 = N * 10**(sd - sn + 6) / D, rounded half away from zero.
         shift = den.scale - num.scale + 6
-        w = self.d.widen
-        n = w.format(x=f"ABS({num.text})") + (f" * {10**shift}" if shift > 0 else "")
-        dd = w.format(x=f"ABS({den.text})") + (f" * {10**-shift}" if shift < 0 else "")
-        scaled = self.d.intdiv.format(a=f"(2 * {n} + {dd})", b=f"(2 * {dd})")
         sign = f"(CASE WHEN ({num.text} < 0) = ({den.text} < 0) THEN 1 ELSE -1 END)"
-        value = self.d.to_decimal.format(x=f"({sign} * {scaled})", s=6, f=10**6, inv="0.000001")
-        return f"(CASE WHEN {den.text} = 0 THEN NULL ELSE {value} END)"
+
+        def value(widen: str, intdiv: str) -> str:
+            n = widen.format(x=f"ABS({num.text})") + (f" * {10**shift}" if shift > 0 else "")
+            dd = widen.format(x=f"ABS({den.text})") + (f" * {10**-shift}" if shift < 0 else "")
+            scaled = intdiv.format(a=f"(2 * {n} + {dd})", b=f"(2 * {dd})")
+            return self.d.to_decimal.format(
+                x=f"({sign} * {scaled})", s=6, f=10**6, inv="0.000001"
+            )
+
+        wide = value(self.d.widen, self.d.intdiv)
+        if not self.d.intdiv64:
+            return f"(CASE WHEN {den.text} = 0 THEN NULL ELSE {wide} END)"
+        # 2*|N|*kn + |D|*kd and 2*|D|*kd fit 64 bits when |N|, |D| <= max / (2kn + 2kd);
+        # N or D may be a 128-bit product, cast down once it is known to fit.
+        bound = _INT64_MAX // (2 * 10 ** max(shift, 0) + 2 * 10 ** max(-shift, 0))
+        return (
+            f"(CASE WHEN {den.text} = 0 THEN NULL "
+            f"WHEN ABS({num.text}) <= {bound} AND ABS({den.text}) <= {bound} "
+            f"THEN {value(self.d.to_int0, self.d.intdiv64)} ELSE {wide} END)"
+        )
 
     def output_value(self, s: Sql, typ: str) -> str:
         if typ == "text" and s.kind == "num" and s.scale == 0:
@@ -884,6 +964,17 @@ class Compiler:
                 if key is not None:
                     out.add(key)
         return out
+
+
+class _NotNarrow(Exception):
+    """A band row whose operands cannot be bounded for 64-bit arithmetic."""
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _is_column(text: str) -> bool:
+    return text.startswith('"') and text.endswith('"') and '"' not in text[1:-1]
 
 
 def _with(d: Dialect, ctes: list[tuple[str, str]]) -> str:
