@@ -126,6 +126,7 @@ class Compiler:
         its argument is unknown, so computing it on every row changes no result.
         """
         hoisted: dict[str, str] = {}
+        rows: dict[str, str] = {}
         for name in list(self.defs):
             e = self.defs[name]
             calls = [
@@ -140,12 +141,39 @@ class Compiler:
                 key = node.sql()
                 if key not in hoisted:
                     hoisted[key] = f"__band_{len(hoisted)}"
-                    self.defs[hoisted[key]] = Expr(key, node.copy(), e.line)
+                    self.defs[hoisted[key]] = Expr(key, self._band_pick(node, rows, e.line), e.line)
                 if node is tree:
                     tree = exp.column(hoisted[key])
                     break
                 node.replace(exp.column(hoisted[key]))
             self.defs[name] = Expr(e.text, tree, e.line)
+
+    def _band_pick(self, call: exp.Anonymous, rows: dict[str, str], line: int) -> exp.Expression:
+        """A tiled band's lookup as a pick from the row its argument falls in.
+
+        The row is found once per (band, argument), in a hidden column: the minimum, the
+        maximum and the label of the same lookup (an expert-scored range) then each cost
+        one small CASE on that row's number instead of every bound test again.
+        """
+        band_name, arg = call.expressions[0].name, call.expressions[1]
+        if _tiling(self.p.bands[band_name].rows) is None:
+            return call.copy()
+        key = f"BANDROW({band_name}, {arg.sql()})"
+        if key not in rows:
+            rows[key] = f"__bandrow_{len(rows)}"
+            row_call = exp.Anonymous(this="BANDROW", expressions=[exp.column(band_name), arg.copy()])
+            self.defs[rows[key]] = Expr(key, row_call, line)
+        pick = f"BANDPICK_{call.name.upper().removeprefix('BAND_')}"
+        return exp.Anonymous(this=pick, expressions=[exp.column(band_name), exp.column(rows[key])])
+
+    def band_pick(self, func: str, band_name: str, row: exp.Expression) -> Sql:
+        """BAND_MIN, BAND_MAX or BAND_LABEL of the tiled row numbered ``row`` (NULL: none)."""
+        tiles = _tiling(self.p.bands[band_name].rows)
+        assert tiles is not None
+        idx = self.expr(row).text
+        values = [_band_value(func, r) for r in tiles]
+        whens = " ".join(f"WHEN {i} THEN {v}" for i, v in enumerate(values))
+        return Sql(f"(CASE {idx} {whens} END)", "text" if func == "BAND_LABEL" else "num", 0)
 
     # ------------------------------------------------------------------ helpers
     def _split_quotient(self, name: str) -> None:
@@ -523,8 +551,10 @@ class Compiler:
     def _Anonymous(self, n: exp.Anonymous) -> Sql:
         name = n.name.upper()
         args = n.expressions
-        if name.startswith("BAND_"):
+        if name.startswith("BAND_") or name == "BANDROW":
             return self.band(name, args[0].name, args[1])
+        if name.startswith("BANDPICK_"):
+            return self.band_pick("BAND_" + name.removeprefix("BANDPICK_"), args[0].name, args[1])
         if name == "DATE_MINUS_YEARS":
             d, years = self.expr(args[0]), self.expr(args[1])
             return Sql(f"({self.rescale(d, 0)} - 10000 * {self.rescale(years, 0)})", "num", 0)
@@ -594,12 +624,13 @@ class Compiler:
     def _band_rows(self, func: str, band, arg: exp.Expression, parts: list[str]) -> Sql:
         """The WHEN rows of a band, after its unknown-value test (``parts``)."""
 
-        def value_of(row) -> str:
-            if func == "BAND_LABEL":
-                return "'" + row.label + "'"
-            return str(row.points[0] if func == "BAND_MIN" else row.points[1])
-
         tiles = _tiling(band.rows)
+
+        def value_of(row) -> str:
+            if func == "BANDROW":  # the row's number among the tiles
+                return str(next(i for i, t in enumerate(tiles) if t is row))
+            return _band_value(func, row)
+
         if tiles is not None:
             # Rows that tile an interval, tested from the top: each row needs only its
             # lower bound (the rows above it have taken every larger value).
@@ -616,6 +647,7 @@ class Compiler:
                 parts.append(f"WHEN {cond} THEN {value_of(row)}")
             kind = "text" if func == "BAND_LABEL" else "num"
             return Sql(f"(CASE {' '.join(parts)} END)", kind, 0)
+        assert func != "BANDROW", "rows are numbered only for a tiled band"
         for row in band.rows:
             conds = []
             if row.lower.value is not None:
@@ -625,11 +657,7 @@ class Compiler:
                 op = "<=" if row.upper.inclusive else "<"
                 conds.append(self.compare(op, arg, self._lit(row.upper.value)).text)
             cond = " AND ".join(conds) if conds else self.d.true
-            if func == "BAND_LABEL":
-                value = "'" + row.label + "'"
-            else:
-                value = str(row.points[0] if func == "BAND_MIN" else row.points[1])
-            parts.append(f"WHEN {cond} THEN {value}")
+            parts.append(f"WHEN {cond} THEN {_band_value(func, row)}")
         kind = "text" if func == "BAND_LABEL" else "num"
         return Sql(f"(CASE {' '.join(parts)} END)", kind, 0)
 
@@ -964,6 +992,12 @@ class Compiler:
                 if key is not None:
                     out.add(key)
         return out
+
+
+def _band_value(func: str, row) -> str:
+    if func == "BAND_LABEL":
+        return "'" + row.label + "'"
+    return str(row.points[0] if func == "BAND_MIN" else row.points[1])
 
 
 class _NotNarrow(Exception):
