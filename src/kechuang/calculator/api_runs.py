@@ -57,7 +57,9 @@ class ResultOut(Schema):
     missing_fields: list[str]
     excluded: bool
     exclusion_reason: str
-    outputs: dict[str, Any]
+    #: Computed again from the run's kept facts and recorded parameters, and checked
+    #: against the stored decision: only when asked for (``outputs=true``) in a list.
+    outputs: dict[str, Any] | None = None
 
 
 class ExcludeIn(Schema):
@@ -137,24 +139,40 @@ def run_get(request: HttpRequest, run_id: int):
     return _run_out(get_object_or_404(MianshenRun, pk=run_id))
 
 
+def _result_out(run: MianshenRun, r: MianshenResult, outputs: bool) -> dict[str, Any]:
+    return {
+        "id": r.pk, "credit_code": r.credit_code, "policy_id": r.policy_id, "verdict": r.verdict,
+        "benefit": r.benefit, "payable": r.payable, "stacking_note": r.stacking_note,
+        "missing_fields": [f for f in r.missing_fields.split(",") if f],
+        "excluded": r.excluded, "exclusion_reason": r.exclusion_reason,
+        "outputs": selectors_runs.result_outputs(run, r) if outputs else None,
+    }
+
+
+#: Outputs are evaluated again per result (1-2 ms for hte): a page of them stays short.
+MAX_RESULTS_WITH_OUTPUTS = 500
+
+
 @router.get("/runs/{run_id}/results", response=list[ResultOut], summary="A run's results")
 def run_results(
     request: HttpRequest, run_id: int, policy: str = "", verdict: str = "", offset: int = 0,
-    limit: int = 500,
+    limit: int = 500, outputs: bool = False,
 ):
     access_runs.require_view(request.user)
     run = get_object_or_404(MianshenRun, pk=run_id)
-    qs = selectors_runs.run_results(run, policy=policy, verdict=verdict)[offset : offset + min(limit, 5000)]
-    return [
-        {
-            "id": r.pk, "credit_code": r.credit_code, "policy_id": r.policy_id, "verdict": r.verdict,
-            "benefit": r.benefit, "payable": r.payable, "stacking_note": r.stacking_note,
-            "missing_fields": [f for f in r.missing_fields.split(",") if f],
-            "excluded": r.excluded, "exclusion_reason": r.exclusion_reason,
-            "outputs": selectors_runs.result_outputs(run, r),
-        }
-        for r in qs
-    ]
+    cap = MAX_RESULTS_WITH_OUTPUTS if outputs else 5000
+    qs = selectors_runs.run_results(run, policy=policy, verdict=verdict)[offset : offset + min(limit, cap)]
+    return [_result_out(run, r, outputs) for r in qs]
+
+
+@router.get(
+    "/runs/{run_id}/results/{result_id}", response=ResultOut,
+    summary="One result with its outputs, checked against the stored decision",
+)
+def run_result(request: HttpRequest, run_id: int, result_id: int):
+    access_runs.require_view(request.user)
+    run = get_object_or_404(MianshenRun, pk=run_id)
+    return _result_out(run, get_object_or_404(MianshenResult, pk=result_id, run=run), True)
 
 
 @router.post("/runs/{run_id}/results/{result_id}/exclude", response=dict, summary="Exclude with a reason")

@@ -138,15 +138,22 @@ def run_result(request: HttpRequest, run_id: int, result_id: int) -> HttpRespons
     result = get_object_or_404(MianshenResult.objects.select_related("enterprise"), pk=result_id, run=run)
     from kechuang.calculator import reforms
 
-    decision = reforms.explain_result(run, result)
     facts = runs.stored_facts_row(run.pk, result.credit_code)
+    try:
+        outputs, refused = selectors_runs.result_outputs(run, result), ""
+    except KechuangError as e:
+        # The stored decision no longer follows from the kept inputs: say so, and show
+        # no explanation that would not be this decision's.
+        outputs, refused = None, e.message
+    decision = None if refused else reforms.explain_result(run, result)
     return render(
         request,
         "calculator/runs/result.html",
-        {"run": run, "result": result, "outputs": selectors_runs.result_outputs(run, result),
-         "decision": decision,
+        {"run": run, "result": result, "outputs": outputs, "decision": decision,
+         "refused": refused,
          # What the run read (its stored row), the known values only.
          "facts": [(k, v) for k, v in facts.items() if v is not None] if facts else None},
+        status=409 if refused else 200,
     )
 
 

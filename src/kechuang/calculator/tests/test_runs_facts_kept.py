@@ -88,7 +88,7 @@ def test_result_page_explains_the_facts_the_run_read_after_the_registry_changed(
 
 @pytest.mark.django_db
 def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
-    alice_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+    client, alice_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
 ):
     from django.db import connection
 
@@ -119,6 +119,18 @@ def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
         )
     with pytest.raises(KechuangError, match="does not reproduce"):
         selectors_runs.result_outputs(run, reward)
+    # The page and the API say so too, and show no explanation.
+    client.force_login(staff_zhang)
+    page = client.get(f"/calculator/runs/{run.pk}/results/{reward.pk}/")
+    assert page.status_code == 409
+    assert "does not reproduce" in page.content.decode() and "逐条解释" not in page.content.decode()
+    from kechuang.accounts.tokens import token_create
+
+    _, token = token_create(user=staff_zhang)
+    api = client.get(
+        f"/api/mianshen/runs/{run.pk}/results/{reward.pk}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert api.status_code == 400 and "does not reproduce" in api.content.decode()
     assert selectors_runs.run_facts_verified(run) is False, "the kept rows no longer hash alike"
     info = load_workbook(io.BytesIO(selectors_runs.run_export_xlsx(run)))["运行信息 run"]
     assert ["事实复核 facts kept match the hash", "否 NO"] in [

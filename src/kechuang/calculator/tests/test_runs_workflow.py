@@ -184,8 +184,16 @@ def test_staff_run_through_the_api(
     assert body["status"] == "done" and body["facts_count"] == 60
     assert set(body["policy_hashes"]) == set(DISTRICT)
     results = client.get(f"/api/mianshen/runs/{run_id}/results?verdict=eligible", **auth).json()
-    assert results and all(r["verdict"] == "eligible" for r in results)
-    assert all(r["outputs"]["verdict"] == "eligible" for r in results)
+    assert results and all(r["verdict"] == "eligible" and r["outputs"] is None for r in results)
+    # Outputs are computed again on request, and checked against the stored decision.
+    results = client.get(
+        f"/api/mianshen/runs/{run_id}/results?verdict=eligible&outputs=true", **auth
+    ).json()
+    assert results and all(r["outputs"]["verdict"] == "eligible" for r in results)
+    one = client.get(f"/api/mianshen/runs/{run_id}/results/{results[0]['id']}", **auth).json()
+    assert one["outputs"] == results[0]["outputs"]
+    elsewhere = client.get(f"/api/mianshen/runs/{run_id + 1}/results/{results[0]['id']}", **auth)
+    assert elsewhere.status_code == 404
     bad = client.post(
         "/api/mianshen/runs", {"policies": ["nope"], "as_of": AS_OF.isoformat()},
         content_type="application/json", **auth,
