@@ -53,11 +53,15 @@ class Dialect:
     #: ``intdiv`` on 64-bit integers: the compiler takes it for operands it has checked are
     #: small enough. DuckDB only, where 128-bit division is ~10x slower than 64-bit.
     intdiv64: str = ""
+    #: Whether a condition is TRUE (not FALSE, not NULL). ``IS TRUE`` is cheaper than
+    #: COALESCE on DuckDB; Spark keeps COALESCE.
+    is_true: str = "COALESCE({x}, FALSE)"
 
 
 DIALECTS: dict[str, Dialect] = {
     "duckdb": Dialect(
         name="duckdb",
+        is_true="(({x}) IS TRUE)",
         sqlglot="duckdb",
         # HUGEINT (int128): products of two amounts in fen stay exact; DuckDB's `//` on
         # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.
@@ -81,6 +85,7 @@ DIALECTS: dict[str, Dialect] = {
     ),
     "postgres": Dialect(
         name="postgres",
+        is_true="(({x}) IS TRUE)",
         sqlglot="postgres",
         # BIGINT: NUMERIC arithmetic is several times slower; products of two amounts
         # are widened to NUMERIC (exact, any size), and an overflow raises, never wraps.
@@ -100,6 +105,7 @@ DIALECTS: dict[str, Dialect] = {
     ),
     "sqlite": Dialect(
         name="sqlite",
+        is_true="(({x}) IS TRUE)",
         sqlglot="sqlite",
         # SQLite has no decimal type: Django stores decimals as REAL, so round back to the
         # integer number of fen before any arithmetic. Integer `/` truncates in SQLite.

@@ -427,9 +427,10 @@ class Compiler:
         Records each operand's multiplier in ``self.narrow``: the band guards the row with
         ``|num|, den <= (2^63 - 1) / multiplier``, so no product can overflow.
         """
-        if not (t.text.lstrip("-").isdigit() and _is_column(num.text)):
+        t_value = _int_literal(t.text)
+        if t_value is None or not _is_column(num.text):
             raise _NotNarrow
-        self.narrow += [10 ** (scale - num.scale), abs(int(t.text)) * 10 ** (scale - prod)]
+        self.narrow += [10 ** (scale - num.scale), abs(t_value) * 10 ** (scale - prod)]
         lhs = self.rescale(num, scale, wide=False)
         rhs = self.rescale(Sql(f"({t.text} * {den.text})", "num", prod), scale, wide=False)
         return Sql(f"({lhs} {op} {rhs})", "bool")
@@ -479,8 +480,7 @@ class Compiler:
             return Sql(f"({inner.text} IS NULL)", "bool")
         if isinstance(target, exp.Boolean):
             value = self.bool_lit(bool(target.this))
-            # `x IS TRUE` without relying on the engine's IS TRUE support.
-            return Sql(f"(COALESCE({inner.text} = {value}, {self.d.false}))", "bool")
+            return Sql(f"({self.d.is_true.format(x=f'{inner.text} = {value}')})", "bool")
         raise CompileError("IS takes NULL, TRUE or FALSE")
 
     def _In(self, n: exp.In) -> Sql:
@@ -607,6 +607,7 @@ class Compiler:
             try:
                 narrow = self._band_rows(func, band, arg, [])
             except _NotNarrow:
+                self.narrow = None
                 return self._band_rows(func, band, arg, parts)
             bound = _INT64_MAX // max(self.narrow + [1])
             num = self.expr(resolved.left).text
@@ -802,14 +803,14 @@ class Compiler:
             inp = p.inputs[name]
             tests = []
             if inp.type == "date":
-                tests.append(f"COALESCE({_ident(name + '_invalid')}, {d.false}) = {d.true}")
+                tests.append(d.is_true.format(x=_ident(name + "_invalid")))
             if inp.type in ("money", "number", "share", "count") and not inp.allow_negative:
-                tests.append(f"COALESCE({_ident(name)} < 0, {d.false})")
+                tests.append(d.is_true.format(x=f"{_ident(name)} < 0"))
             if inp.invalid_when is not None:
-                tests.append(f"COALESCE({self.cond(inp.invalid_when.tree)}, {d.false})")
+                tests.append(d.is_true.format(x=self.cond(inp.invalid_when.tree)))
             flag = " OR ".join(f"({t})" for t in tests) if tests else d.false
             if inp.relevant_when is not None and tests:
-                relevant = f"COALESCE({self.cond(inp.relevant_when.tree)}, {d.false})"
+                relevant = d.is_true.format(x=self.cond(inp.relevant_when.tree))
                 flag = f"{relevant} AND ({flag})"
             flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
         ctes.append((flagged, f"SELECT {raw}.*, {', '.join(flags)} FROM {raw}"))
@@ -829,12 +830,12 @@ class Compiler:
             inp = p.inputs[name]
             absent = f"{_ident(name)} IS NULL"
             if inp.missing_when_false:
-                absent = f"COALESCE({_ident(name)}, {d.false}) = {d.false}"
+                absent = f"NOT {d.is_true.format(x=_ident(name))}"
             if inp.required is None:
                 test = d.false
             else:
                 test = (
-                    f"(COALESCE({self.cond(inp.required.tree)}, {d.false}) AND "
+                    f"({d.is_true.format(x=self.cond(inp.required.tree))} AND "
                     f"{absent} AND NOT {_ident('__inv_' + name)})"
                 )
             missing.append(f"{test} AS {_ident('__miss_' + name)}")
@@ -869,7 +870,7 @@ class Compiler:
             if present is not None:
                 # The leaf is omitted (not null) when present_when is not TRUE.
                 flag = f"__present__{base}"
-                out.append(f"COALESCE({present}, {d.false}) AS {_ident(flag)}")
+                out.append(f"{d.is_true.format(x=present)} AS {_ident(flag)}")
                 columns[flag] = (o.path, "present")
 
             if o.kind == "interval":
@@ -1005,6 +1006,12 @@ class _NotNarrow(Exception):
 
 
 _INT64_MAX = 2**63 - 1
+
+
+def _int_literal(text: str) -> int | None:
+    """The value of an integer literal as compiled (``5``, ``-5``, ``(-5)``), else None."""
+    bare = text.strip("()")
+    return int(bare) if bare.lstrip("-").isdigit() else None
 
 
 def _is_column(text: str) -> bool:

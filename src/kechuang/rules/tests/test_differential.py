@@ -11,6 +11,7 @@ enough examples on every engine (Spark included) within a few minutes.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import cache
@@ -351,6 +352,20 @@ def test_bands_past_the_64_bit_bound_equal_in_process(engine: str, monkeypatch) 
     policy_id = "hte"
     assert "ELSE (CASE WHEN ((CAST(" in to_sql.compile_sql(get_policy(policy_id), dt.date(2025, 6, 30), engine).sql
     test_every_case_on_every_engine(policy_id, engine)
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e.values[0] in ("duckdb", "postgres")])
+def test_a_band_that_cannot_use_64_bits_falls_back_to_128(engine: str, monkeypatch) -> None:
+    """A band row whose operands the compiler cannot bound (e.g. a computed numerator)
+    compiles every row in 128 bits, with the same results."""
+    monkeypatch.setattr(to_sql, "_is_column", lambda text: False)
+    sql = to_sql.compile_sql(get_policy("hte"), dt.date(2025, 6, 30), engine).sql
+    assert not re.search(r'AND "__den_\w+" <= \d+ THEN', sql), "no band took the 64-bit path"
+    test_every_case_on_every_engine("hte", engine)
+
+
+def test_integer_literals_as_compiled_are_read_back() -> None:
+    assert [to_sql._int_literal(t) for t in ("5", "-5", "(-5)", '"x"', "0.5")] == [5, -5, -5, None, None]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
