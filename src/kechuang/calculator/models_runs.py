@@ -87,8 +87,11 @@ class MianshenRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Reproducibility: what the run read.
-    #: policy id -> sha256 of its file.
+    #: policy id -> sha256 of the law it applied (its file and the values published).
     policy_hashes = models.JSONField(default=dict, blank=True)
+    #: policy id -> sha256 of the policy file alone (``policy_hashes`` also covers the
+    #: published values): outputs and explanations are computed again only with that file.
+    policy_files = models.JSONField(default=dict, blank=True)
     #: policy id -> {parameter: {"value", "since", "until", "article"}} at as_of.
     parameters = models.JSONField(default=dict, blank=True)
     #: policy id -> [[column, [path…], type], …]: how stored outputs decode.

@@ -288,6 +288,9 @@ def materialise_facts(
             with transaction.atomic():
                 cur.execute("SET LOCAL max_parallel_workers_per_gather = 0")
                 cur.execute(f"CREATE TABLE {table} AS SELECT {cols} FROM ({sql}) facts")
+                # Inside a caller's transaction this block is a savepoint, and SET LOCAL
+                # would hold for the rest of it (the results inserts included).
+                cur.execute("SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
         else:
             cur.execute(f"CREATE TABLE {table} AS SELECT * FROM ({sql}) facts")
         if index:
@@ -588,6 +591,15 @@ def policy_as_recorded(run: Any, policy_id: str, policy: Policy | None = None) -
         if policy_id not in cache:
             cache[policy_id] = policy_as_recorded(run, policy_id, law.policy_in_force(policy_id))
         return cache[policy_id]
+    file_hash = (getattr(run, "policy_files", None) or {}).get(policy_id)
+    if file_hash and file_hash != get_policy(policy_id).sha256:
+        # Today's file would explain the stored decision with other rules: refuse.
+        raise KechuangError(
+            f"政策文件在比对后已修改，无法用现行文件复现 / policy file {policy_id} changed "
+            f"since run {run.pk} (sha256 {file_hash[:12]}… then, "
+            f"{get_policy(policy_id).sha256[:12]}… now): its results keep their stored "
+            "verdict, benefit and missing facts, but cannot be explained again"
+        )
     recorded = (getattr(run, "parameters", None) or {}).get(policy_id) or {}
     params = dict(policy.parameters)
     for name, entries in recorded.items():

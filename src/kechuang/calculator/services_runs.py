@@ -234,7 +234,7 @@ def _execute(run: MianshenRun, started: float) -> None:
     # deleted policies still marked done.
     _progress(run, "compile", facts_hash=digest, policies_done=list(run.policies_done))
 
-    hashes, params, columns, benefits = {}, {}, {}, {}
+    hashes, files, params, columns, benefits = {}, {}, {}, {}, {}
     done = list(run.policies_done)
     todo = []
     for pid in run.policies:
@@ -246,6 +246,7 @@ def _execute(run: MianshenRun, started: float) -> None:
             # policy's law: computed again, so that one run reads one law throughout.
             done.remove(pid)
         hashes[pid] = policy.sha256
+        files[pid] = get_policy(pid).sha256
         params[pid] = runs.parameters_at(policy, run.as_of)
         # Results already stored decode with the column map they were written with.
         kept = run.columns.get(pid) if pid in done else None
@@ -260,7 +261,7 @@ def _execute(run: MianshenRun, started: float) -> None:
     run.steps_done += 1
     # With policies_done: a policy to compute again under a changed law is no longer
     # marked done once the new hashes are saved, even if the worker dies right after.
-    _progress(run, "compiled", policy_hashes=hashes, parameters=params, columns=columns,
+    _progress(run, "compiled", policy_hashes=hashes, policy_files=files, parameters=params, columns=columns,
               benefit_outputs=benefits, policies_done=list(done))
     hasher = ThreadPoolExecutor(max_workers=1) if hash_beside else None
     hashed = hasher.submit(_in_thread, _index_and_hash, run.pk) if hasher else None

@@ -17,7 +17,7 @@ from kechuang.calculator.models_runs import MianshenRun
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.registry.models import Certification, FiscalYear
 from kechuang.registry.selectors import enterprise_facts_rows
-from kechuang.rules import evaluate_flat
+from kechuang.rules import evaluate_flat, get_policy
 
 AS_OF = dt.date(2025, 6, 30)
 POLICIES = ["hte", "district_hte_first_reward"]
@@ -109,6 +109,18 @@ def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
     assert outputs["verdict"] == reward.verdict == expected.verdict == "eligible"
     assert selectors_runs.run_facts_verified(run) is True
     assert Decimal(str(outputs[run.benefit_outputs[reward.policy_id][0]])) == reward.benefit
+
+    # A policy file changed since the run: its rules would explain another decision.
+    assert run.policy_files[reward.policy_id] == get_policy(reward.policy_id).sha256
+    recorded = dict(run.policy_files)
+    run.policy_files = {**recorded, reward.policy_id: "0" * 64}
+    run.save(update_fields=["policy_files"])
+    run = MianshenRun.objects.get(pk=run.pk)
+    with pytest.raises(KechuangError, match="changed since run"):
+        selectors_runs.result_outputs(run, reward)
+    run.policy_files = recorded
+    run.save(update_fields=["policy_files"])
+    run = MianshenRun.objects.get(pk=run.pk)
 
     # Facts that no longer give the stored decision are refused, not explained.
     with connection.cursor() as cur:
