@@ -157,6 +157,8 @@ def order_for_enterprise(user: Any, pk: Any) -> ServiceOrder:
         pk = int(pk)
     except (TypeError, ValueError):
         raise Http404() from None
+    if not 0 < pk < 2**63:  # beyond a bigint: no such order (the database would refuse)
+        raise Http404()
     # The user's own enterprise only: another's order reads as not found.
     with connection.cursor() as cur:
         prepared.execute(

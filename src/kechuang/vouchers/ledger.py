@@ -252,6 +252,8 @@ def _write(
         try:
             _insert(tx, legs)
         except IntegrityError as exc:
+            if "idempotency_key" not in str(exc):
+                raise  # a ledger error of another kind is not the client's key conflict
             raise IdempotencyConflict(key) from exc
         return _audit(tx, legs, key, actor)
     try:

@@ -82,10 +82,11 @@ def execute_all(
     done = _prepared.setdefault(connection.connection, set())
     numbered = [(_numbered(sql), params) for sql, params in statements]
     new = {name: text for (name, text, _), _ in numbered if name not in done}
-    if new:
-        # Once per connection; a statement that cannot be prepared is a bug.
-        cursor.execute(";\n".join(f"PREPARE {name} AS {text}" for name, text in new.items()))
-        done.update(new)
+    for name, text in new.items():
+        # Once per connection, one at a time: a PREPARE survives a rollback, so one that
+        # fails (a lock timeout, a cancel) must not leave those before it unrecorded.
+        cursor.execute(f"PREPARE {name} AS {text}")
+        done.add(name)
     calls, args = [], []
     for (name, _, names), params in numbered:
         calls.append(_call(name, names))

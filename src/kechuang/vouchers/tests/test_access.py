@@ -179,7 +179,7 @@ def test_order_for_enterprise_reads_what_the_orm_reads(
     assert got.enterprise == orm.enterprise
     with pytest.raises(Http404):
         access.order_for_enterprise(ent_bob, order.pk)
-    for pk in (order.pk + 1000, "x", None):
+    for pk in (order.pk + 1000, "x", None, 2**70, -1, 0):
         with pytest.raises(Http404):
             access.order_for_enterprise(ent_alice, pk)
     for user in (staff_zhang, auditor_li):

@@ -232,7 +232,11 @@ def _process(target, shares: list, ready, go, results) -> None:
             target(*share, start, out)
         finally:
             # The backend started with the client's first query, after the start.
-            cpu = backend_cpu([own_backend()]) if connection.connection is not None else None
+            cpu = (
+                backend_cpu([own_backend()])
+                if connection.connection is not None and connection.vendor == "postgresql"
+                else None
+            )
             if cpu is not None:
                 backends.append(cpu[1])
             connection.close()  # each thread has its own connection
