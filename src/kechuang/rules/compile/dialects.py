@@ -125,7 +125,15 @@ DIALECTS: dict[str, Dialect] = {
         sqlglot="spark",
         to_int="CAST(ROUND(CAST({x} AS DECIMAL(38,12)) * {f}) AS DECIMAL(38,0))",
         to_int0="CAST({x} AS DECIMAL(38,0))",
-        intdiv="CAST(({a} DIV {b}) AS DECIMAL(38,0))",
+        # Spark's DIV returns a 64-bit LONG, which wraps past 9.2e18 (a displayed ratio of a
+        # large amount over a tiny one). Decimal division rounds to 6 places, so its floor
+        # is the quotient or one more: step back where q * b passes a.
+        intdiv=(
+            "CAST((FLOOR(CAST({a} AS DECIMAL(38,0)) / CAST({b} AS DECIMAL(38,0))) - "
+            "CASE WHEN FLOOR(CAST({a} AS DECIMAL(38,0)) / CAST({b} AS DECIMAL(38,0))) "
+            "* CAST({b} AS DECIMAL(38,0)) > CAST({a} AS DECIMAL(38,0)) THEN 1 ELSE 0 END) "
+            "AS DECIMAL(38,0))"
+        ),
         float_div="(CAST({a} AS DOUBLE) / NULLIF(CAST({b} AS DOUBLE), 0))",
         true="TRUE",
         false="FALSE",

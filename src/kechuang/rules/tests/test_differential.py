@@ -364,6 +364,20 @@ def test_a_band_that_cannot_use_64_bits_falls_back_to_128(engine: str, monkeypat
     test_every_case_on_every_engine("hte", engine)
 
 
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e.values[0] != "sqlite"])
+def test_a_huge_ratio_displays_exactly(engine: str) -> None:
+    """¥17 trillion of R&D over ¥0.61 of revenue: the displayed ratio (≈ 2.9e13, times 10^6
+    in the rounding) passes 64 bits; Spark's DIV wrapped it to a negative number. (SQLite
+    displays a floating-point quotient: exact only up to SQLITE_MAX_AMOUNT.)"""
+    case = next(c for c in CASES if c.policy == "tsme")
+    row = dict(flatten(case.facts, case.as_of))
+    row.update(fy1_present=True, fy1_rd_expense=Decimal("17436561006002.86"),
+               fy1_sales_revenue=Decimal("0.61"))
+    got = RUNNERS[engine]("tsme", [row], case.as_of)
+    assert got[0]["rd_to_revenue_ratio"] == float(Decimal("28584526239348.950820"))
+    assert_same("tsme", [row], case.as_of, got, engine)
+
+
 def test_integer_literals_as_compiled_are_read_back() -> None:
     assert [to_sql._int_literal(t) for t in ("5", "-5", "(-5)", '"x"', "0.5")] == [5, -5, -5, None, None]
 
