@@ -197,7 +197,9 @@ def run_export_xlsx(run: MianshenRun) -> bytes:
     info.append(["事实复核 facts kept match the hash", {True: "是 yes", False: "否 NO", None: ""}[
         run_facts_verified(run)]])
     for pid, sha in run.policy_hashes.items():
-        info.append([f"政策文件 {pid} sha256", sha])
+        info.append([f"适用法规 {pid} sha256 (file and published values)", sha])
+    for pid, sha in (run.policy_files or {}).items():
+        info.append([f"政策文件 {pid} sha256 (policy file)", sha])
     for pid, params in run.parameters.items():
         for name, entries in params.items():
             for e in entries:

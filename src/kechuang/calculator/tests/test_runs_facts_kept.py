@@ -145,6 +145,8 @@ def test_a_results_outputs_are_recomputed_from_the_kept_facts_and_checked(
     assert api.status_code == 400 and "does not reproduce" in api.content.decode()
     assert selectors_runs.run_facts_verified(run) is False, "the kept rows no longer hash alike"
     info = load_workbook(io.BytesIO(selectors_runs.run_export_xlsx(run)))["运行信息 run"]
+    labels = [r[0] for r in info.iter_rows(values_only=True)]
+    assert f"政策文件 {reward.policy_id} sha256 (policy file)" in labels
     assert ["事实复核 facts kept match the hash", "否 NO"] in [
         list(r)[:2] for r in info.iter_rows(values_only=True)
     ]
