@@ -69,7 +69,12 @@ DIALECTS: dict[str, Dialect] = {
         # DECIMAL(18, s) is a 64-bit decimal in DuckDB: casting through it is 6x faster
         # than through DECIMAL(38, s) (int128), and holds any amount below 10**16 yuan.
         to_int="CAST(CAST({x} AS DECIMAL({p},{s})) * {f} AS BIGINT)",
-        to_int_wide="CAST(CAST({x} AS DECIMAL(38,{s})) * {f} AS HUGEINT)",
+        # A share (12 places): through DOUBLE where that is provably exact (|x| <= b, see
+        # the compiler), 50x cheaper than DECIMAL(38) arithmetic and its 128-bit division.
+        to_int_wide=(
+            "CASE WHEN {x} BETWEEN -{b} AND {b} THEN CAST(ROUND(CAST({x} AS DOUBLE) * {f}) AS HUGEINT) "
+            "ELSE CAST(CAST({x} AS DECIMAL(38,{s})) * {f} AS HUGEINT) END"
+        ),
         to_int0="CAST({x} AS BIGINT)",
         widen="CAST({x} AS HUGEINT)",
         intdiv="(CAST({a} AS HUGEINT) // CAST({b} AS HUGEINT))",

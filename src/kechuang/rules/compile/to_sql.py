@@ -785,7 +785,11 @@ class Compiler:
                 if SCALES[typ] <= 2:
                     text = d.to_int.format(x=col, f=f, s=SCALES[typ], p=18)
                 else:
-                    text = (d.to_int_wide or d.to_int).format(x=col, f=f, s=SCALES[typ], p=38)
+                    # b: below 2**51 / f, the nearest double to x times f rounds to the exact
+                    # integer (two correctly rounded operations, each off by <= 2**-53).
+                    text = (d.to_int_wide or d.to_int).format(
+                        x=col, f=f, s=SCALES[typ], p=38, b=2**51 // f
+                    )
                 select.append(f"{text} AS {_ident(name)}")
             elif typ in ("count", "date"):
                 select.append(f"{d.to_int0.format(x=col)} AS {_ident(name)}")

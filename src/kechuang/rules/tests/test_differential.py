@@ -109,7 +109,12 @@ def _money(max_amount: Decimal | None) -> st.SearchStrategy[Decimal]:
 
 
 def _share() -> st.SearchStrategy[Decimal]:
-    return st.integers(0, 10**6).map(lambda f: Decimal(f) / 10**6)
+    return st.one_of(
+        st.integers(0, 10**6).map(lambda f: Decimal(f) / 10**6),
+        # All 12 places, and (invalid) shares past 1, up to where DuckDB's cast changes path.
+        st.integers(0, 10**12).map(lambda f: Decimal(f) / 10**12),
+        st.integers(10**12, 3000 * 10**12).map(lambda f: Decimal(f) / 10**12),
+    )
 
 
 def _set(nested: dict, path: str, value: Any) -> None:
