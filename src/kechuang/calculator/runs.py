@@ -532,7 +532,11 @@ def decode_outputs(columns: list, outputs: dict[str, Any] | list[Any]) -> dict[s
 _FEN = Decimal("0.01")
 
 
-def recomputed_outputs(run: Any, result: Any) -> dict[str, Any] | None:
+#: ``recomputed_outputs``' default: explain the result here.
+EXPLAIN = object()
+
+
+def recomputed_outputs(run: Any, result: Any, decision: Any = EXPLAIN) -> dict[str, Any] | None:
     """A result's outputs computed again from what the run recorded: the facts row it
     kept, the parameter values it used (a reform run: its overrides), its as-of date.
 
@@ -542,7 +546,8 @@ def recomputed_outputs(run: Any, result: Any) -> dict[str, Any] | None:
     explained from its recorded inputs must not be shown with another's explanation."""
     from kechuang.calculator.reforms import explain_result
 
-    decision = explain_result(run, result)
+    if decision is EXPLAIN:
+        decision = explain_result(run, result)
     if decision is None:
         return None
     outputs = decision.to_dict()

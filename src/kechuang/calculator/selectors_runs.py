@@ -129,13 +129,16 @@ def run_results(
     return qs.order_by("credit_code", "policy_id")
 
 
-def result_outputs(run: MianshenRun, result: MianshenResult) -> dict[str, Any]:
+def result_outputs(
+    run: MianshenRun, result: MianshenResult, decision: Any = runs.EXPLAIN
+) -> dict[str, Any]:
     """A result's outputs: computed again from what the run recorded (its kept facts
     row and parameter values), checked against the stored verdict, benefit and missing
-    facts. Runs stored before outputs were recomputed keep theirs in the row."""
+    facts. Runs stored before outputs were recomputed keep theirs in the row.
+    ``decision``: the result's explanation when the caller has it already."""
     if result.outputs:
         return runs.decode_outputs(run.columns.get(result.policy_id, []), result.outputs)
-    outputs = runs.recomputed_outputs(run, result)
+    outputs = runs.recomputed_outputs(run, result, decision)
     if outputs is None:  # a run that kept no facts: what its row holds
         outputs = {"verdict": result.verdict,
                    "missing_fields": [f for f in result.missing_fields.split(",") if f]}

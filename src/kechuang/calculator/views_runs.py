@@ -140,12 +140,12 @@ def run_result(request: HttpRequest, run_id: int, result_id: int) -> HttpRespons
 
     facts = runs.stored_facts_row(run.pk, result.credit_code)
     try:
-        outputs, refused = selectors_runs.result_outputs(run, result), ""
+        decision = reforms.explain_result(run, result)
+        outputs, refused = selectors_runs.result_outputs(run, result, decision), ""
     except KechuangError as e:
         # The stored decision no longer follows from the kept inputs: say so, and show
         # no explanation that would not be this decision's.
-        outputs, refused = None, e.message
-    decision = None if refused else reforms.explain_result(run, result)
+        decision, outputs, refused = None, None, e.message
     return render(
         request,
         "calculator/runs/result.html",
