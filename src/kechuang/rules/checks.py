@@ -244,7 +244,7 @@ def check_unread_inputs(policy: Policy) -> list[Finding]:
     return [
         Finding(str(policy.path), inp.line, f"input {name} is declared but never read")
         for name, inp in policy.inputs.items()
-        if name not in read
+        if name not in read and not inp.checked_only
     ]
 
 

@@ -153,6 +153,9 @@ class Input:
     #: When not TRUE the input is ignored: never invalid, never missing (e.g. a fiscal
     #: year outside the window, RULES.md 2.2 "Inputs outside the window are ignored").
     relevant_when: Expr | None = None
+    #: Read only to be checked (RULES.md: "informational, never counted"): it can make
+    #: the decision needs_data by being invalid (e.g. negative), but no rule uses it.
+    checked_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -429,6 +432,7 @@ def load_policy(path: str | Path) -> Policy:
             else None,
             allow_negative=bool(spec.get("allow_negative", False)),
             missing_when_false=bool(spec.get("missing_when_false", False)),
+            checked_only=bool(spec.get("checked_only", False)),
             line=_line(doc["inputs"], name),
             relevant_when=r.expr(spec, "relevant_when", f"input {name}")
             if "relevant_when" in spec
