@@ -280,7 +280,7 @@ def make_batch(seed: int, index: int, n: int, as_of: dt.date) -> pa.RecordBatch:
         money("total_income", ti_c)
         money("high_tech_income", ht_c)
         money("total_cost_expense", (s_c * rng.uniform(0.6, 1.1, n)).astype(np.int64))
-        b.put(p + "staff_total", st * 100, present & b.nulls(0.003))  # number: DECIMAL(20,2)
+        b.put(p + "staff_total", st * 100, present & b.nulls(0.003))  # number: DECIMAL(18,2)
         b.put(p + "staff_sci_tech", ss * 100, present & b.nulls(0.003))
         b.put(p + "conversions", conv, present & b.nulls(0.003))
 
@@ -308,7 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    with pq.ParquetWriter(tmp, arrow_schema(), compression="zstd") as w:
+    schema = arrow_schema()
+    # A registry export as DuckDB itself writes one: amounts as 64-bit integers (DECIMAL
+    # (18, 2)), snappy, dictionaries for text only. Reading it costs DuckDB ~20 % less than
+    # pyarrow's defaults (zstd, 16-byte decimals, every column dictionary-encoded).
+    texts = [f.name for f in schema if pa.types.is_string(f.type)]
+    with pq.ParquetWriter(
+        tmp, schema, compression="snappy", store_decimal_as_integer=True, use_dictionary=texts
+    ) as w:
         done, index = 0, 0
         while done < args.rows:
             n = min(BATCH, args.rows - done)

@@ -56,12 +56,17 @@ class Dialect:
     #: Whether a condition is TRUE (not FALSE, not NULL). ``IS TRUE`` is cheaper than
     #: COALESCE on DuckDB; Spark keeps COALESCE.
     is_true: str = "COALESCE({x}, FALSE)"
+    #: Whether a ratio of products (a 3-year growth rate: 128-bit integers to compare
+    #: exactly) is first decided in double precision where an error bound proves the
+    #: double agrees, the exact integers computed only for the rows it cannot decide.
+    guard_double: bool = False
 
 
 DIALECTS: dict[str, Dialect] = {
     "duckdb": Dialect(
         name="duckdb",
         is_true="(({x}) IS TRUE)",
+        guard_double=True,
         sqlglot="duckdb",
         # HUGEINT (int128): products of two amounts in fen stay exact; DuckDB's `//` on
         # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.

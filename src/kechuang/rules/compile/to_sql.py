@@ -89,10 +89,23 @@ class Compiler:
         self.nonzero_den: str | None = None
         # While a band's rows are compiled in 64 bits: each row's multiplier of its operands.
         self.narrow: list[int] | None = None
+        # A ratio's numerator and denominator as written, by ratio name.
+        self.quotients: dict[str, tuple[exp.Expression, exp.Expression]] = {}
         for name in list(self.defs):
             if self._is_ratio(self.defs[name].tree, frozenset({name})):
                 self.inline.add(name)
                 self._split_quotient(name)
+        # Hidden columns expanded where they are read, never computed for every row.
+        self.expand: set[str] = set()
+        # Ratios first decided in double precision (see _guard_ratio).
+        self.guarded: set[str] = set()
+        # While a guarded band's double-precision rows are compiled: its ratio, and the
+        # thresholds its rows compare with (each must be clear of the estimate).
+        self.fmode: str | None = None
+        self.fbounds: list[str] = []
+        if dialect.guard_double:
+            for name in list(self.quotients):
+                self._guard_ratio(name)
         self._hoist_bands()
         self._hoist_parameters()
         self.def_sql: dict[str, Sql] = {}  # materialised definitions: column kinds/scales
@@ -194,6 +207,7 @@ class Compiler:
             ):
                 return
             parts[side] = node
+        self.quotients[name] = (parts["num"], parts["den"])
         # The denominator is stored non-negative (the numerator takes its sign), so each
         # comparison needs one cross-multiplication, not one per sign of the denominator.
         num, den = parts["num"].sql(), parts["den"].sql()
@@ -211,6 +225,118 @@ class Compiler:
             this=exp.column(f"__num_{name}"), expression=exp.column(f"__den_{name}")
         )
         self.defs[name] = Expr(e.text, div, e.line)
+
+    def _guard_ratio(self, name: str) -> None:
+        """Decide a ratio of products in double precision where that provably agrees.
+
+        ``(v2*v2 + v1*v3 - 2*v1*v2) / (2*v1*v2)`` compares exactly only in 128-bit
+        integers, several times slower than doubles on DuckDB. Its numerator and
+        denominator are also evaluated in doubles, with a bound on their error: a double
+        polynomial of integers is off by at most (k+2)*2^-53 times the same polynomial of
+        absolute values (k: its depth), bounded here by 2^-40 times it. A band or a
+        displayed value whose thresholds (or rounding midpoints) are clear of the estimate
+        by more than the bound is decided by the double; the others (a rate exactly on a
+        bound, a denominator near zero) by the exact integers, expanded into that branch
+        only, so they cost nothing on the rows the double decides.
+        """
+        num, den = self.quotients[name]
+        if not (self._floatable(num) and self._floatable(den)):
+            return
+        if not (self._product_of_variables(num) or self._product_of_variables(den)):
+            return  # 64 bits hold it: the exact path is as fast
+        self.guarded.add(name)
+        self.expand |= {f"__dr_{name}", f"__num_{name}", f"__den_{name}"}
+        line = self.defs[name].line
+        for key, func in ((f"__rf_{name}", "__RATIO_F"), (f"__re_{name}", "__RATIO_E")):
+            tree = exp.Anonymous(this=func, expressions=[num.copy(), den.copy()])
+            self.defs[key] = Expr(key, tree, line)
+
+    def _floatable(self, tree: exp.Expression) -> bool:
+        for node in tree.walk():
+            if isinstance(node, exp.Column):
+                n = node.name
+                if n in self.p.inputs:
+                    if self.p.inputs[n].type in ("bool", "text"):
+                        return False
+                elif n in self.inline or not (n in self.defs or n in self.p.parameters):
+                    return False
+            elif isinstance(node, exp.Literal):
+                if node.is_string:
+                    return False
+            elif not isinstance(
+                node, exp.Identifier | exp.Paren | exp.Neg | exp.Add | exp.Sub | exp.Mul
+            ):
+                return False
+        return True
+
+    def _product_of_variables(self, tree: exp.Expression) -> bool:
+        def variable(t: exp.Expression) -> bool:
+            return any(c.name not in self.p.parameters for c in t.find_all(exp.Column))
+
+        return any(variable(m.left) and variable(m.right) for m in tree.find_all(exp.Mul))
+
+    def _fpair(self, node: exp.Expression) -> tuple[str, str, int]:
+        """An exact integer expression in doubles: (value, absolute-value bound, scale)."""
+        node = node.unnest()
+        if isinstance(node, exp.Neg):
+            v, m, s = self._fpair(node.this)
+            return f"(-{v})", m, s
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul):
+            (va, ma, sa), (vb, mb, sb) = self._fpair(node.left), self._fpair(node.right)
+            if isinstance(node, exp.Mul):
+                return f"({va} * {vb})", f"({ma} * {mb})", sa + sb
+            s = max(sa, sb)
+            va, ma = _fscale(va, s - sa), _fscale(ma, s - sa)
+            vb, mb = _fscale(vb, s - sb), _fscale(mb, s - sb)
+            op = "+" if isinstance(node, exp.Add) else "-"
+            return f"({va} {op} {vb})", f"({ma} + {mb})", s
+        x = self.expr(node)
+        if x.kind != "num":
+            raise CompileError(f"internal: a guarded ratio reads a {x.kind}: {node.sql()}")
+        v = f"CAST({x.text} AS DOUBLE)"
+        return v, f"ABS({v})", x.scale
+
+    def ratio_estimate(self, func: str, num: exp.Expression, den: exp.Expression) -> Sql:
+        """``__RATIO_F``: the double quotient of the integers (scales not applied).
+        ``__RATIO_E``: a bound on its error, NULL where the denominator's sign is unsure."""
+        nf, nm, _ = self._fpair(num)
+        df, dm, _ = self._fpair(den)
+        if func == "__RATIO_F":
+            return Sql(f"({nf} / NULLIF({df}, 0))", "f64")
+        ne, de, q = f"({nm} * {_ERR})", f"({dm} * {_ERR})", f"ABS({nf} / {df})"
+        # |D| >= |df| - de > |df| / 2, so |N/D - nf/df| <= 2 (ne + |nf/df| de) / |df|; the
+        # factor 3 and the relative slack cover the rounding of these very operations.
+        return Sql(
+            f"(CASE WHEN ABS({df}) > 2 * {de} THEN 3 * ({ne} + {q} * {de}) / ABS({df}) "
+            f"+ {q} * {_SLACK} END)",
+            "f64",
+        )
+
+    def guarded_of(self, node: exp.Expression) -> str | None:
+        """The guarded ratio whose quotient ``node`` is (``__num_X / __den_X``), if any."""
+        if isinstance(node, exp.Div) and isinstance(node.left.unnest(), exp.Column):
+            name = node.left.unnest().name.removeprefix("__num_")
+            if name in self.guarded and node.left.unnest().name == f"__num_{name}":
+                return name
+        return None
+
+    def _scales(self, ratio: str) -> tuple[int, int]:
+        num, den = self.quotients[ratio]
+        return self._fpair(num)[2], self._fpair(den)[2]
+
+    def _float_compare(self, op: str, left: exp.Div, right: exp.Expression) -> Sql:
+        """``ratio OP t`` on the double estimate (a guarded band's row)."""
+        if self.guarded_of(left) != self.fmode:
+            raise _NotFloat
+        t = self.expr(right)
+        value = _int_literal(t.text) if t.kind == "num" else None
+        if value is None:
+            raise _NotFloat
+        sn, sd = self._scales(self.fmode)
+        # ratio = (N / D) * 10**(sd - sn): compare the unscaled quotient with t * 10**(sn - sd).
+        bound = repr(float(Fraction(value, 10**t.scale) * Fraction(10) ** (sn - sd)))
+        self.fbounds.append(bound)
+        return Sql(f"({_ident('__rf_' + self.fmode)} {op} {bound})", "bool")
 
     def _is_ratio(self, tree: exp.Expression, seen: frozenset[str]) -> bool:
         """Whether an expression's value is a quotient (possibly chosen by a CASE)."""
@@ -270,7 +396,7 @@ class Compiler:
                 s = self.def_sql[hoisted]
                 return Sql(_ident(hoisted), s.kind, s.scale)
             return self.parameter(name)
-        if name in self.inline:
+        if name in self.inline or name in self.expand:
             return self.expr(self.defs[name].tree)
         if name in self.def_sql:
             s = self.def_sql[name]
@@ -382,6 +508,8 @@ class Compiler:
             raise CompileError("cannot compare two divisions; rewrite as one")
         if isinstance(right, exp.Div):
             return self.compare(_FLIP[_SQL_OP[op]], right, left)
+        if isinstance(left, exp.Div) and self.fmode is not None:
+            return self._float_compare(op, left, right)
         if isinstance(left, exp.Div):
             # n / d OP t  <=>  n OP t*d when d > 0, the flipped comparison when d < 0,
             # and unknown when d = 0 (the interpreter's division by zero is NULL too).
@@ -553,6 +681,8 @@ class Compiler:
         args = n.expressions
         if name.startswith("BAND_") or name == "BANDROW":
             return self.band(name, args[0].name, args[1])
+        if name in ("__RATIO_F", "__RATIO_E"):
+            return self.ratio_estimate(name, args[0], args[1])
         if name.startswith("BANDPICK_"):
             return self.band_pick("BAND_" + name.removeprefix("BANDPICK_"), args[0].name, args[1])
         if name == "DATE_MINUS_YEARS":
@@ -585,6 +715,29 @@ class Compiler:
         )
 
     def band(self, func: str, band_name: str, arg: exp.Expression) -> Sql:
+        exact = self._exact_band(func, band_name, arg)
+        ratio = self.guarded_of(self.resolve(arg))
+        if ratio is None:
+            return exact
+        self.fmode, self.fbounds = ratio, []
+        try:
+            fast = self._band_rows(func, self.p.bands[band_name], arg, [])
+        except _NotFloat:
+            return exact
+        finally:
+            self.fmode = None
+        rf, re_ = _ident("__rf_" + ratio), _ident("__re_" + ratio)
+        clear = " AND ".join(
+            f"ABS({rf} - {t}) > {re_} + {abs(float(t)) * _SLACK!r}"
+            for t in dict.fromkeys(self.fbounds)
+        )
+        return Sql(
+            f"(CASE WHEN {re_} IS NOT NULL AND {clear} THEN {fast.text} ELSE {exact.text} END)",
+            exact.kind,
+            0,
+        )
+
+    def _exact_band(self, func: str, band_name: str, arg: exp.Expression) -> Sql:
         band = self.p.bands[band_name]
         resolved = self.resolve(arg)
         den_node = None
@@ -702,6 +855,28 @@ class Compiler:
             if s.scale > 6:
                 raise CompileError(f"a ratio output finer than 6 decimals: {node.sql()}")
             return self.d.to_decimal.format(x=self.rescale(s, 6), s=6, f=10**6, inv="0.000001")
+        exact = self._exact_ratio_out(node)
+        ratio = self.guarded_of(node)
+        if ratio is None:
+            return exact
+        sn, sd = self._scales(ratio)
+        shift = sd - sn + 6
+        rf, re_ = _ident("__rf_" + ratio), _ident("__re_" + ratio)
+        f = repr(10.0**shift)
+        s = f"({rf} * {f})"
+        # The estimate times 10**6 rounds to the exact answer where it is clear of the
+        # rounding midpoints by more than its error bound (and small enough that its
+        # integer part is exact in a double).
+        slack = f"({re_} * {f} + ABS({s}) * {_SLACK!r} + {_SLACK!r})"
+        value = self.d.to_decimal.format(
+            x=f"CAST(ROUND({s}) AS BIGINT)", s=6, f=10**6, inv="0.000001"
+        )
+        return (
+            f"(CASE WHEN {re_} IS NOT NULL AND ABS({s}) < {float(2**52)!r} "
+            f"AND ABS({s} - ROUND({s})) < 0.5 - {slack} THEN {value} ELSE {exact} END)"
+        )
+
+    def _exact_ratio_out(self, node: exp.Div) -> str:
         num, den = self.expr(node.left), self.expr(node.right)
         if "null" in (num.kind, den.kind):
             return "NULL"
@@ -945,7 +1120,7 @@ class Compiler:
 
     def _layers(self, names: list[str], ctes: list, prev: str) -> str:
         """Materialise definitions level by level; return the last CTE's name."""
-        todo = [n for n in names if n not in self.inline]
+        todo = [n for n in names if n not in self.inline and n not in self.expand]
         level: dict[str, int] = {}
 
         def depth(n: str) -> int:
@@ -982,7 +1157,9 @@ class Compiler:
         """Materialised definitions a definition reads (through inlined ratios too)."""
         out: set[str] = set()
         for dep in self.defs[name].names:
-            if dep in self.inline and dep not in seen:
+            if dep in self.guarded:
+                out |= {f"__rf_{dep}", f"__re_{dep}"}
+            if (dep in self.inline or dep in self.expand) and dep not in seen:
                 out |= self._deps(dep, seen | {dep})
             elif dep in self.defs:
                 out.add(dep)
@@ -1007,6 +1184,21 @@ def _band_value(func: str, row) -> str:
 
 class _NotNarrow(Exception):
     """A band row whose operands cannot be bounded for 64-bit arithmetic."""
+
+
+class _NotFloat(Exception):
+    """A guarded band whose rows cannot be decided on the double estimate."""
+
+
+# A double polynomial of integers of depth k is off by at most about k*2^-53 times the
+# polynomial of absolute values: 2^-40 holds that for any depth below 8,000.
+_ERR = repr(2.0**-40)
+# Relative slack for the rounding of the comparisons and error bounds themselves.
+_SLACK = 2.0**-45
+
+
+def _fscale(x: str, places: int) -> str:
+    return x if places == 0 else f"({x} * {float(10**places)!r})"
 
 
 _INT64_MAX = 2**63 - 1

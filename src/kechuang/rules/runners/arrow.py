@@ -12,8 +12,8 @@ from kechuang.rules.compile.to_sql import CompiledPolicy
 from kechuang.rules.facts import FLAT_COLUMNS
 
 _ARROW = {
-    "money": pa.decimal128(38, 2),
-    "number": pa.decimal128(38, 2),
+    "money": pa.decimal128(18, 2),
+    "number": pa.decimal128(18, 2),
     "share": pa.decimal128(38, 12),
     "count": pa.int64(),
     "date": pa.int64(),

@@ -400,3 +400,57 @@ def test_an_out_of_range_share_is_invalid_not_an_error_on_every_engine(engine: s
     got = RUNNERS[engine]("rd_super_deduction", rows, case.as_of)
     assert got[0]["invalid_fields"] == ["manufacturing_revenue_share"]
     assert_same("rd_super_deduction", rows, case.as_of, got, engine)
+
+
+def _hte_with_net_assets(values: tuple[int, int, int], sales_scale: int = 1) -> tuple[dt.date, dict]:
+    """An eligible hte case whose net assets in 2022, 2023, 2024 are ``values`` (fen)."""
+    case = next(
+        c for c in CASES if c.policy == "hte" and c.expected.get("verdict") == "eligible"
+        and len(c.facts.get("financials", {})) == 3
+    )
+    financials = {y: dict(f) for y, f in case.facts["financials"].items()}
+    for year, fen in zip(sorted(financials), values, strict=True):
+        financials[year].update(total_assets=Decimal(fen) / 100, total_liabilities=0)
+    return case.as_of, flatten(dict(case.facts, financials=financials), case.as_of)
+
+
+def test_a_growth_rate_a_hair_from_its_band_edge_is_decided_exactly_on_duckdb() -> None:
+    """DuckDB decides a 3-year growth band on a double estimate where an error bound
+    proves it right. Net assets of ¥10^13 growing 35 % a year give a rate of exactly 0.35
+    (band A); one fen less in the last year gives 0.35 - 3.7e-16, inside the estimate's
+    error bound: the exact branch gives band B, as in process. The displayed rate rounds at
+    a midpoint the same way.
+    """
+    sql = to_sql.compile_sql(get_policy("hte"), dt.date(2025, 4, 10), "duckdb").sql
+    assert '"__rf_na_rate_3y"' in sql and '"__re_na_rate_3y"' in sql
+    v1 = 10**15
+    # v1 = v2 = X: the rate is (v3 / X - 1) / 2, here exactly 0.1234565, a rounding midpoint.
+    x = 10**15
+    cases = {
+        "0.35 exactly": ((v1, v1 * 135 // 100, v1 * 18225 // 10000), [9, 10], 0.35),
+        "a hair below 0.35": ((v1, v1 * 135 // 100, v1 * 18225 // 10000 - 1), [7, 8], 0.35),
+        "a hair above 0.35": ((v1, v1 * 135 // 100, v1 * 18225 // 10000 + 1), [9, 10], 0.35),
+        "midpoint 0.1234565": ((x, x, x * 1246913 // 1000000), [3, 4], 0.123457),
+        "a hair below the midpoint": ((x, x, x * 1246913 // 1000000 - 1), [3, 4], 0.123456),
+        "zero growth": ((v1, v1, v1), [0, 0], 0.0),
+        "a hair above zero": ((v1, v1, v1 + 1), [1, 2], 0.0),
+    }
+    rows, as_of = [], None
+    for values, _, _ in cases.values():
+        as_of, row = _hte_with_net_assets(values)
+        rows.append(row)
+    got = RUNNERS["duckdb"]("hte", rows, as_of)
+    for (label, (_, points, rate)), out in zip(cases.items(), got, strict=True):
+        assert out["score"]["net_asset_growth"] == points, label
+        assert out["score"]["net_asset_growth_rate"] == rate, label
+    assert_same("hte", rows, as_of, got, "duckdb")
+
+
+def test_growth_bands_equal_in_process_when_no_double_is_trusted(monkeypatch) -> None:
+    """With an error bound so large that the double never decides, every row takes the
+    exact 128-bit branch: the same results (that branch is tested on its own)."""
+    monkeypatch.setattr(to_sql, "_ERR", "1e300")
+    sql = to_sql.compile_sql(get_policy("hte"), dt.date(2025, 6, 30), "duckdb").sql
+    assert "1e300" in sql
+    test_every_case_on_every_engine("hte", "duckdb")
+    test_a_growth_rate_a_hair_from_its_band_edge_is_decided_exactly_on_duckdb()
