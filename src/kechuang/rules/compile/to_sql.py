@@ -140,6 +140,8 @@ class Compiler:
         """
         hoisted: dict[str, str] = {}
         rows: dict[str, str] = {}
+        # Hidden column -> the condition under which each of its uses is read (None: always).
+        reached: dict[str, list[exp.Expression | None]] = {}
         for name in list(self.defs):
             e = self.defs[name]
             calls = [
@@ -155,11 +157,28 @@ class Compiler:
                 if key not in hoisted:
                     hoisted[key] = f"__band_{len(hoisted)}"
                     self.defs[hoisted[key]] = Expr(key, self._band_pick(node, rows, e.line), e.line)
+                guard = _reached_when(node)
+                reached.setdefault(hoisted[key], []).append(guard)
+                pick = self.defs[hoisted[key]].tree
+                if pick.name.upper().startswith("BANDPICK_"):
+                    reached.setdefault(pick.expressions[1].name, []).append(guard)
                 if node is tree:
                     tree = exp.column(hoisted[key])
                     break
                 node.replace(exp.column(hoisted[key]))
             self.defs[name] = Expr(e.text, tree, e.line)
+        # A lookup read only in some CASE branches (a growth rate over two years, used
+        # when a window has two years) is computed only on the rows that may reach them:
+        # NULL elsewhere, where nothing reads it.
+        for col, guards in reached.items():
+            if any(g is None for g in guards):
+                continue
+            distinct = list({g.sql(): g for g in guards}.values())
+            cond = distinct[0].copy()
+            for g in distinct[1:]:
+                cond = exp.Or(this=cond, expression=g.copy())
+            e = self.defs[col]
+            self.defs[col] = Expr(e.text, exp.Case(ifs=[exp.If(this=cond, true=e.tree)]), e.line)
 
     def _band_pick(self, call: exp.Anonymous, rows: dict[str, str], line: int) -> exp.Expression:
         """A tiled band's lookup as a pick from the row its argument falls in.
@@ -1195,6 +1214,29 @@ class _NotFloat(Exception):
 _ERR = repr(2.0**-40)
 # Relative slack for the rounding of the comparisons and error bounds themselves.
 _SLACK = 2.0**-45
+
+
+def _reached_when(node: exp.Expression) -> exp.Expression | None:
+    """A condition TRUE on every row where ``node`` is evaluated (None: every row).
+
+    The conjunction of the WHEN conditions of the CASE branches it sits in: a superset of
+    the rows that take those branches (earlier branches are not excluded).
+    """
+    conds = []
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, exp.If) and node is parent.args.get("true"):
+            cond = parent.this
+            if any(a.name.upper().startswith("BAND") for a in cond.find_all(exp.Anonymous)):
+                return None  # a lookup in the condition itself: read everywhere
+            conds.append(exp.Paren(this=cond.copy()))
+        node = parent
+    if not conds:
+        return None
+    out = conds[0]
+    for c in conds[1:]:
+        out = exp.And(this=out, expression=c)
+    return out
 
 
 def _fscale(x: str, places: int) -> str:
