@@ -68,12 +68,13 @@ def handwritten_sql(source: str, as_of: dt.date) -> str:
         per_year.append(f"""
       CASE WHEN registration_date IS NOT NULL THEN registration_year <= {y - k}
            ELSE coalesce({p}present, FALSE) END AS w{k},
-      CASE WHEN {p}sales_revenue >= 0 THEN {p}sales_revenue END AS s{k},
+      -- 38 digits: the growth rates multiply two amounts (18 digits each)
+      CASE WHEN {p}sales_revenue >= 0 THEN {p}sales_revenue::DECIMAL(38,2) END AS s{k},
       CASE WHEN {p}rd_expense >= 0 THEN {p}rd_expense END AS rd{k},
       CASE WHEN {p}rd_expense_domestic >= 0 AND {p}rd_expense_domestic <= {p}rd_expense
            THEN {p}rd_expense_domestic END AS dom{k},
       CASE WHEN {p}total_assets >= 0 AND {p}total_liabilities >= 0
-           THEN {p}total_assets - {p}total_liabilities END AS na{k},
+           THEN {p}total_assets::DECIMAL(38,2) - {p}total_liabilities END AS na{k},
       CASE WHEN {p}conversions >= 0 THEN {p}conversions END AS cv{k}""")
     wsum = "({0}) + ({1}) + ({2})"
 

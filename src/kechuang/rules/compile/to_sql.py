@@ -997,6 +997,7 @@ class Compiler:
         ctes.append((raw, f"SELECT {', '.join(select + carried)} FROM {table}"))
         # 2. invalid flags, read on raw values.
         flags = []
+        never_invalid = set()
         for name in cols:
             inp = p.inputs[name]
             tests = []
@@ -1007,13 +1008,16 @@ class Compiler:
             if inp.invalid_when is not None:
                 tests.append(d.is_true.format(x=self.cond(inp.invalid_when.tree)))
             flag = " OR ".join(f"({t})" for t in tests) if tests else d.false
+            if not tests:
+                never_invalid.add(name)
             if inp.relevant_when is not None and tests:
                 relevant = d.is_true.format(x=self.cond(inp.relevant_when.tree))
                 flag = f"{relevant} AND ({flag})"
             flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
         ctes.append((flagged, f"SELECT {raw}.*, {', '.join(flags)} FROM {raw}"))
         clean = ['"entity_id"'] + [
-            f"CASE WHEN {_ident('__inv_' + n)} THEN NULL ELSE {_ident(n)} END AS {_ident(n)}"
+            _ident(n) if n in never_invalid
+            else f"CASE WHEN {_ident('__inv_' + n)} THEN NULL ELSE {_ident(n)} END AS {_ident(n)}"
             for n in cols
         ] + [_ident("__inv_" + n) for n in cols] + carried
         ctes.append((clean_cte, f"SELECT {', '.join(clean)} FROM {flagged}"))
@@ -1037,8 +1041,14 @@ class Compiler:
                     f"{absent} AND NOT {_ident('__inv_' + name)})"
                 )
             missing.append(f"{test} AS {_ident('__miss_' + name)}")
-        any_missing = " OR ".join(_ident("__miss_" + n) for n in cols) or d.false
-        any_invalid = " OR ".join(_ident("__inv_" + n) for n in cols) or d.false
+        # (flags that are FALSE on every row are left out of the disjunctions)
+        any_missing = (
+            " OR ".join(_ident("__miss_" + n) for n in cols if p.inputs[n].required is not None)
+            or d.false
+        )
+        any_invalid = (
+            " OR ".join(_ident("__inv_" + n) for n in cols if n not in never_invalid) or d.false
+        )
         missing0, missing_cte = prefix + "missing0", prefix + "missing"
         ctes.append((missing0, f"SELECT {prev}.*, {', '.join(missing)} FROM {prev}"))
         ctes.append(
