@@ -60,6 +60,9 @@ class Dialect:
     #: exactly) is first decided in double precision where an error bound proves the
     #: double agrees, the exact integers computed only for the rows it cannot decide.
     guard_double: bool = False
+    #: A call concatenating {args} that skips NULL arguments ("" where the engine has
+    #: none for every version it supports: lists are then built with ||).
+    concat: str = ""
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -67,6 +70,7 @@ DIALECTS: dict[str, Dialect] = {
         name="duckdb",
         is_true="(({x}) IS TRUE)",
         guard_double=True,
+        concat="concat({args})",
         sqlglot="duckdb",
         # HUGEINT (int128): products of two amounts in fen stay exact; DuckDB's `//` on
         # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.

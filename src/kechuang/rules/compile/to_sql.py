@@ -1087,13 +1087,11 @@ class Compiler:
                     out.append(f"{guard(self.output_value(s, 'count'))} AS {_ident(base + '__' + end)}")
                     columns[f"{base}__{end}"] = (o.path, "interval_" + end)
             elif o.kind == "list":
-                parts = []
-                for cond, text in zip(o.exprs[::2], o.exprs[1::2], strict=True):
-                    parts.append(
-                        f"CASE WHEN {self.cond(cond.tree)} THEN "
-                        f"{self.text(self.expr(text.tree))} || ',' ELSE '' END"
-                    )
-                out.append(f"{guard(' || '.join(parts) or chr(39) * 2)} AS {_ident(base)}")
+                items = [
+                    (self.cond(cond.tree), f"{self.text(self.expr(text.tree))} || ','")
+                    for cond, text in zip(o.exprs[::2], o.exprs[1::2], strict=True)
+                ]
+                out.append(f"{guard(self.text_list(items))} AS {_ident(base)}")
                 columns[base] = (o.path, "list")
             elif o.type == "ratio":
                 out.append(f"{guard(self.ratio_out(o.exprs[0].tree))} AS {_ident(base)}")
@@ -1106,13 +1104,18 @@ class Compiler:
             ("missing_fields", "__miss_", "__any_missing"),
             ("invalid_fields", "__inv_", "__any_invalid"),
         ):
-            parts = [
-                f"CASE WHEN {_ident(prefix + n)} THEN '{self._path(n)},' ELSE '' END"
-                for n in sorted(cols, key=self._path)
+            # (inputs whose flag is FALSE on every row are never listed)
+            flagged_names = [
+                n for n in cols
+                if (p.inputs[n].required is not None if prefix == "__miss_" else n not in never_invalid)
+            ]
+            items = [
+                (_ident(prefix + n), f"'{self._path(n)},'")
+                for n in sorted(flagged_names, key=self._path)
             ]
             # Most rows lack nothing: skip building the list for them.
-            listed = f"CASE WHEN {_ident(anyone)} THEN {' || '.join(parts)} ELSE '' END"
-            out.append(f"({listed if parts else chr(39) * 2}) AS {_ident(label)}")
+            listed = f"CASE WHEN {_ident(anyone)} THEN {self.text_list(items)} ELSE '' END"
+            out.append(f"({listed if items else chr(39) * 2}) AS {_ident(label)}")
             columns[label] = ((label,), "list")
         if out_prefix:
             out = ['"entity_id"'] + [
@@ -1120,6 +1123,17 @@ class Compiler:
             ]
             columns = {out_prefix + k: v for k, v in columns.items()}
         return ctes, f"SELECT {', '.join(out + carried)} FROM {prev}", columns
+
+    def text_list(self, items: list[tuple[str, str]]) -> str:
+        """The texts whose conditions hold, concatenated in order ('' when none does)."""
+        if not items:
+            return "''"
+        if self.d.concat:
+            # One call skipping NULLs: one string built per row, not one per item.
+            return self.d.concat.format(
+                args=", ".join(f"CASE WHEN {c} THEN {t} END" for c, t in items)
+            )
+        return " || ".join(f"CASE WHEN {c} THEN {t} ELSE '' END" for c, t in items)
 
     def text(self, s: Sql) -> str:
         """A value as text (a year in a list of window years)."""
