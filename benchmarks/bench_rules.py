@@ -244,7 +244,7 @@ def main() -> None:
                 + (f"; ERROR {r['error']}" if "error" in r else ""),
             )
         )
-        if "error" not in r:
+        if "error" not in r and Path(f"{o}/run_all_1m.parquet").exists():
             w = measure(
                 "write_floor",
                 [f"{o}/run_all_1m.parquet", as_of, f"{o}/rewrite_1m.parquet"],

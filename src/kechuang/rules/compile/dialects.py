@@ -76,7 +76,8 @@ DIALECTS: dict[str, Dialect] = {
         # DECIMAL returns a DOUBLE, so exact division must happen on HUGEINT.
         # Exact for DECIMAL columns; a DOUBLE or text column (CSV) is rounded by the cast.
         # DECIMAL(18, s) is a 64-bit decimal in DuckDB: casting through it is 6x faster
-        # than through DECIMAL(38, s) (int128), and holds any amount below 10**16 yuan.
+        # than through DECIMAL(38, s) (int128). The product by 10**s must stay below 10**18
+        # too: amounts below 10**14 yuan (larger ones make DuckDB stop with an overflow).
         to_int="CAST(CAST({x} AS DECIMAL({p},{s})) * {f} AS BIGINT)",
         # A share (12 places): through DOUBLE where that is provably exact (|x| <= b, see
         # the compiler), 50x cheaper than DECIMAL(38) arithmetic and its 128-bit division.

@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from kechuang.rules.compile.dialects import Dialect, get_dialect
 from kechuang.rules.explain.interpreter import literal
+from kechuang.rules.expressions import names as ex_names
 from kechuang.rules.facts import SCALES, date_int
 from kechuang.rules.policy import BUILTINS, Expr, Policy
 
@@ -171,7 +172,9 @@ class Compiler:
         # when a window has two years) is computed only on the rows that may reach them:
         # NULL elsewhere, where nothing reads it.
         for col, guards in reached.items():
-            if any(g is None for g in guards):
+            # A guard that reads a lookup (directly or through definitions) would make the
+            # lookups depend on each other: such a column is computed on every row.
+            if any(g is None or self._reads_a_lookup(g) for g in guards):
                 continue
             distinct = list({g.sql(): g for g in guards}.values())
             cond = distinct[0].copy()
@@ -179,6 +182,23 @@ class Compiler:
                 cond = exp.Or(this=cond, expression=g.copy())
             e = self.defs[col]
             self.defs[col] = Expr(e.text, exp.Case(ifs=[exp.If(this=cond, true=e.tree)]), e.line)
+
+    def _reads_a_lookup(self, cond: exp.Expression) -> bool:
+        seen: set[str] = set()
+        todo = list(ex_names(cond))
+        while todo:
+            name = todo.pop()
+            if name.startswith("__band") or name in seen:
+                if name.startswith("__band"):
+                    return True
+                continue
+            seen.add(name)
+            if name in self.defs:
+                tree = self.defs[name].tree
+                if any(a.name.upper().startswith("BAND") for a in tree.find_all(exp.Anonymous)):
+                    return True
+                todo.extend(ex_names(tree))
+        return False
 
     def _band_pick(self, call: exp.Anonymous, rows: dict[str, str], line: int) -> exp.Expression:
         """A tiled band's lookup as a pick from the row its argument falls in.
@@ -277,7 +297,7 @@ class Compiler:
                 if n in self.p.inputs:
                     if self.p.inputs[n].type in ("bool", "text"):
                         return False
-                elif n in self.inline or not (n in self.defs or n in self.p.parameters):
+                elif n in self.inline or not self._numeric(exp.column(n), frozenset()):
                     return False
             elif isinstance(node, exp.Literal):
                 if node.is_string:
@@ -287,6 +307,32 @@ class Compiler:
             ):
                 return False
         return True
+
+    def _numeric(self, tree: exp.Expression, seen: frozenset[str]) -> bool:
+        """Whether an expression can only be a number (never a condition or a text)."""
+        node = tree.unnest()
+        if isinstance(node, exp.Column):
+            n = node.name
+            if n in self.p.inputs:
+                return self.p.inputs[n].type not in ("bool", "text")
+            if n in self.p.parameters:
+                return True
+            return n in self.defs and n not in seen and self._numeric(self.defs[n].tree, seen | {n})
+        if isinstance(node, exp.Case | exp.If):
+            if isinstance(node, exp.Case):
+                values = [b.args.get("true") for b in node.args.get("ifs") or []]
+                values.append(node.args.get("default"))
+            else:
+                values = [node.args.get("true"), node.args.get("false")]
+            return all(v is None or self._numeric(v, seen) for v in values)
+        if isinstance(node, exp.Literal):
+            return not node.is_string
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Neg | exp.Abs | exp.Coalesce):
+            return all(self._numeric(c, seen) for c in node.iter_expressions())
+        if isinstance(node, exp.Least | exp.Greatest):
+            return all(self._numeric(c, seen) for c in node.iter_expressions())
+        # BAND_* lookups, ROUND_*_FEN, DATE_MINUS_YEARS: numbers
+        return isinstance(node, exp.Anonymous) and node.name.upper() != "BAND_LABEL"
 
     def _product_of_variables(self, tree: exp.Expression) -> bool:
         def variable(t: exp.Expression) -> bool:

@@ -454,3 +454,33 @@ def test_growth_bands_equal_in_process_when_no_double_is_trusted(monkeypatch) ->
     assert "1e300" in sql
     test_every_case_on_every_engine("hte", "duckdb")
     test_a_growth_rate_a_hair_from_its_band_edge_is_decided_exactly_on_duckdb()
+
+
+def test_a_lookup_read_under_a_condition_on_itself_is_computed_everywhere(tmp_path) -> None:
+    """A band lookup is computed only on the rows whose CASE branches read it, unless
+    the branch's condition reads a lookup itself (the guard would depend on the lookup:
+    compiling such a policy recursed forever). Its results still equal in process."""
+    import duckdb
+
+    from kechuang.rules.policy import POLICY_DIR, load_policy
+    from kechuang.rules.runners.arrow import rows_to_arrow
+
+    text = (POLICY_DIR / "hte.yaml").read_text(encoding="utf-8")
+    extra = (
+        '  self_guarded: "CASE WHEN window_count = 3 THEN (CASE WHEN BAND_MIN(growth, '
+        'conversions_sum / 9) > 0 THEN BAND_MAX(growth, conversions_sum / 9) + 1 END) END"\n'
+    )
+    path = tmp_path / "hte.yaml"
+    path.write_text(text.replace("derived:\n", "derived:\n" + extra, 1), encoding="utf-8")
+    policy = load_policy(path)
+    as_of = dt.date(2025, 6, 30)
+    compiler = to_sql.Compiler(policy, as_of, to_sql.get_dialect("duckdb"))
+    guarded = [k for k, e in compiler.defs.items() if k.startswith("__band") and isinstance(e.tree, exp.Case)]
+    assert guarded, "the growth lookups of hte are still computed only where read"
+    rows = [flatten(c.facts, as_of) for c in CASES if c.policy == "hte"]
+    con = duckdb.connect()
+    facts = rows_to_arrow(rows)  # noqa: F841 - read by DuckDB by its name
+    con.execute("CREATE TEMP TABLE facts AS SELECT *, row_number() OVER () AS __pos FROM facts")
+    got = duckdb_runner.fetch(con, to_sql.compile_sql(policy, as_of, "duckdb", "facts ORDER BY __pos"))
+    for row, actual in zip(rows, got, strict=True):
+        assert normalise(actual) == normalise(evaluate_row(policy, row, as_of).outputs)
