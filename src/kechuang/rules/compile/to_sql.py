@@ -11,6 +11,9 @@ The query has the same meaning as the in-process interpreter, on every engine:
 - **Bands become CASE expressions**, NULL stays unknown, and ``LEAST``/``GREATEST`` are
   written as CASEs because engines disagree about NULL arguments.
 - No user-defined functions: only plain SQL that DuckDB, SQLite, PostgreSQL and Spark run.
+- **Doubles only where proven right.** On DuckDB a ratio of products (a 3-year growth
+  rate, 128-bit integers to compare exactly) is first compared in double precision with an
+  error bound; the rows the bound cannot settle take the exact integers (``_guard_ratio``).
 
 Derived values are computed in a chain of CTEs, one per dependency level.
 """
