@@ -191,9 +191,9 @@ class Compiler:
         todo = list(ex_names(cond))
         while todo:
             name = todo.pop()
-            if name.startswith("__band") or name in seen:
-                if name.startswith("__band"):
-                    return True
+            if name.startswith("__band"):
+                return True
+            if name in seen:
                 continue
             seen.add(name)
             if name in self.defs:
@@ -330,9 +330,9 @@ class Compiler:
             return all(v is None or self._numeric(v, seen) for v in values)
         if isinstance(node, exp.Literal):
             return not node.is_string
-        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Neg | exp.Abs | exp.Coalesce):
-            return all(self._numeric(c, seen) for c in node.iter_expressions())
-        if isinstance(node, exp.Least | exp.Greatest):
+        if isinstance(
+            node, exp.Add | exp.Sub | exp.Mul | exp.Neg | exp.Abs | exp.Coalesce | exp.Least | exp.Greatest
+        ):
             return all(self._numeric(c, seen) for c in node.iter_expressions())
         # BAND_* lookups, ROUND_*_FEN, DATE_MINUS_YEARS: numbers
         return isinstance(node, exp.Anonymous) and node.name.upper() != "BAND_LABEL"
