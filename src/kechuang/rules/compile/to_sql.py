@@ -103,6 +103,7 @@ class Compiler:
         self.expand: set[str] = set()
         # Ratios first decided in double precision (see _guard_ratio).
         self.guarded: set[str] = set()
+        self.scales: dict[str, tuple[int, int]] = {}  # a guarded ratio's (numerator, denominator)
         # While a guarded band's double-precision rows are compiled: its ratio, and the
         # thresholds its rows compare with (each must be clear of the estimate).
         self.fmode: str | None = None
@@ -187,20 +188,19 @@ class Compiler:
             self.defs[col] = Expr(e.text, exp.Case(ifs=[exp.If(this=cond, true=e.tree)]), e.line)
 
     def _reads_a_lookup(self, cond: exp.Expression) -> bool:
+        """Whether a condition reads a band lookup, itself or through definitions."""
         seen: set[str] = set()
-        todo = list(ex_names(cond))
-        while todo:
-            name = todo.pop()
-            if name.startswith("__band"):
+        trees = [cond]
+        while trees:
+            tree = trees.pop()
+            if any(a.name.upper().startswith("BAND") for a in tree.find_all(exp.Anonymous)):
                 return True
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in self.defs:
-                tree = self.defs[name].tree
-                if any(a.name.upper().startswith("BAND") for a in tree.find_all(exp.Anonymous)):
+            for name in ex_names(tree) - seen:
+                if name.startswith("__band"):
                     return True
-                todo.extend(ex_names(tree))
+                seen.add(name)
+                if name in self.defs:
+                    trees.append(self.defs[name].tree)
         return False
 
     def _band_pick(self, call: exp.Anonymous, rows: dict[str, str], line: int) -> exp.Expression:
@@ -296,11 +296,7 @@ class Compiler:
     def _floatable(self, tree: exp.Expression) -> bool:
         for node in tree.walk():
             if isinstance(node, exp.Column):
-                n = node.name
-                if n in self.p.inputs:
-                    if self.p.inputs[n].type in ("bool", "text"):
-                        return False
-                elif n in self.inline or not self._numeric(exp.column(n), frozenset()):
+                if node.name in self.inline or not self._numeric(node, frozenset()):
                     return False
             elif isinstance(node, exp.Literal):
                 if node.is_string:
@@ -389,8 +385,10 @@ class Compiler:
         return None
 
     def _scales(self, ratio: str) -> tuple[int, int]:
-        num, den = self.quotients[ratio]
-        return self._fpair(num)[2], self._fpair(den)[2]
+        if ratio not in self.scales:
+            num, den = self.quotients[ratio]
+            self.scales[ratio] = (self._fpair(num)[2], self._fpair(den)[2])
+        return self.scales[ratio]
 
     def _float_compare(self, op: str, left: exp.Div, right: exp.Expression) -> Sql:
         """``ratio OP t`` on the double estimate (a guarded band's row)."""
@@ -1299,10 +1297,7 @@ def _reached_when(node: exp.Expression) -> exp.Expression | None:
     while node.parent is not None:
         parent = node.parent
         if isinstance(parent, exp.If) and node is parent.args.get("true"):
-            cond = parent.this
-            if any(a.name.upper().startswith("BAND") for a in cond.find_all(exp.Anonymous)):
-                return None  # a lookup in the condition itself: read everywhere
-            conds.append(exp.Paren(this=cond.copy()))
+            conds.append(exp.Paren(this=parent.this.copy()))
         node = parent
     if not conds:
         return None
