@@ -77,7 +77,9 @@ def evaluate(
     if isinstance(policy, str):
         policy = get_policy(policy)
     day = _as_date(as_of)
-    return Decision(evaluate_row(policy, flatten(facts, day), day))
+    # A value that does not fit its field (a count of 2.5, "yes" for a flag) is present but
+    # impossible: reported in invalid_fields like a date that does not parse (RULES.md 0.4).
+    return Decision(evaluate_row(policy, flatten(facts, day, lenient=True), day))
 
 
 def evaluate_flat(

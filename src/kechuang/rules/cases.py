@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from kechuang.rules.errors import MalformedFacts
+from kechuang.rules.facts import flatten
 from kechuang.rules.policy import POLICY_DIR, load_yaml
 
 
@@ -26,6 +28,16 @@ class Case:
     expected: dict
     path: Path
     line: int | None
+
+    @property
+    def fits_flat_row(self) -> bool:
+        """Whether every fact fits its flat-row type, so the SQL engines can run the case
+        too (a count of 2.5 cannot be stored as a count: only ``evaluate`` reports it)."""
+        try:
+            flatten(self.facts, self.as_of)
+        except MalformedFacts:
+            return False
+        return True
 
 
 def _plain(value: Any) -> Any:

@@ -156,8 +156,10 @@ def _columns() -> tuple[Column, ...]:
     cols.append(
         Column("rd_expense_expensed_by_period_present", "bool", "rd_expense_expensed_by_period")
     )
-    for period, name in RD_2022_PERIODS.items():
-        cols.append(Column(name, "money", f"rd_expense_expensed_by_period.{period}"))
+    for name in RD_2022_PERIODS.values():
+        # RULES.md 4.2/4.3 name the split as one input: a missing or negative part is
+        # reported as the split, like a split that does not add up.
+        cols.append(Column(name, "money", "rd_expense_expensed_by_period"))
     for name, typ, path in _DISTRICT:
         cols.append(Column(name, typ, path))
         if typ == "date":
@@ -221,6 +223,12 @@ def _decimal(value: Any, field: str) -> Decimal:
     return result
 
 
+def _places(number: Decimal) -> int:
+    """Decimal places of a number once trailing zeros are dropped (1.50 -> 1)."""
+    exponent = number.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def _typed(value: Any, typ: str, field: str) -> Any:
     if value is None:
         return None
@@ -256,12 +264,28 @@ def _year_key(financials: Mapping[Any, Any], year: int) -> Any:
     return None
 
 
-def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = None) -> dict:
+#: Key of a flat row built with ``lenient=True`` (not a column): the names of the columns
+#: whose given value did not fit the column's type. Their value is NULL in the row.
+MALFORMED = "__malformed__"
+
+
+def flatten(
+    nested: Mapping[str, Any],
+    as_of: dt.date,
+    entity_id: str | None = None,
+    *,
+    lenient: bool = False,
+) -> dict:
     """Turn one enterprise's nested facts into the flat row, as of ``as_of``.
 
-    Raises :class:`MalformedFacts` for facts that are not of the nested form (a text where
-    a number belongs, a list where a mapping belongs); merely absent or impossible values
-    are not errors: they become NULL or are judged invalid by the policies.
+    Raises :class:`MalformedFacts` for facts that are not of the nested form (a list where
+    a mapping belongs) and, unless ``lenient``, for a value that does not fit its field's
+    type (a text where a number belongs, a count of 2.5, an amount in fractions of a fen,
+    which the SQL engines cannot store exactly). With ``lenient`` such a value is
+    present but impossible, like a date that does not parse (RULES.md 0.4): it is left
+    NULL and its column named under :data:`MALFORMED`, for the policies to report invalid.
+    Merely absent or impossible values are never errors: they become NULL or are judged
+    invalid by the policies.
 
     >>> row = flatten({"financials": {2024: {"sales_revenue": 52900000}}}, dt.date(2025, 4, 10))
     >>> row["fy1_present"], row["fy1_sales_revenue"], row["fy2_present"], row["fy1_rd_expense"]
@@ -270,6 +294,22 @@ def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = N
     if not isinstance(nested, Mapping):
         raise MalformedFacts("facts", "expected a JSON object of facts")
     row: dict[str, Any] = {c.name: None for c in FLAT_COLUMNS}
+    malformed: set[str] = set()
+
+    def put(name: str, value: Any, typ: str, path: str) -> None:
+        try:
+            row[name] = typed = _typed(value, typ, path)
+        except MalformedFacts:
+            if not lenient:
+                raise
+            malformed.add(name)
+            return
+        places = SCALES.get(typ)
+        if not lenient and places and isinstance(typed, Decimal) and _places(typed) > places:
+            # The SQL engines store this type to ``places`` decimals: refuse rather than
+            # round. In process (lenient) the exact value is kept (RULES.md 0.5).
+            raise MalformedFacts(path, f"more than {places} decimal places: {value!r}")
+
     row["entity_id"] = entity_id if entity_id is not None else nested.get("id")
     row["as_of"] = date_int(as_of)
 
@@ -287,7 +327,7 @@ def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = N
         row["days_since_registration"] = (as_of - reg).days
 
     for name, typ, path in _TOP_LEVEL:
-        row[name] = _typed(_get(nested, path), typ, path)
+        put(name, _get(nested, path), typ, path)
 
     financials = nested.get("financials") or {}
     conversions = nested.get("conversions") or {}
@@ -303,10 +343,13 @@ def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = N
             raise MalformedFacts(f"financials.{year}", "expected an object of figures")
         for field, typ in _FY_FIELDS:
             value = record.get(field) if record else None
-            row[f"fy{k}_{field}"] = _typed(value, typ, f"financials.{year}.{field}")
+            put(f"fy{k}_{field}", value, typ, f"financials.{year}.{field}")
         ckey = _year_key(conversions, year)
-        row[f"fy{k}_conversions"] = _typed(
-            conversions.get(ckey) if ckey is not None else None, "count", f"conversions.{year}"
+        put(
+            f"fy{k}_conversions",
+            conversions.get(ckey) if ckey is not None else None,
+            "count",
+            f"conversions.{year}",
         )
 
     split = nested.get("rd_expense_expensed_by_period")
@@ -321,18 +364,18 @@ def flatten(nested: Mapping[str, Any], as_of: dt.date, entity_id: str | None = N
                 f"unknown period(s) {sorted(unknown)}; expected {sorted(RD_2022_PERIODS)}",
             )
         for period, name in RD_2022_PERIODS.items():
-            row[name] = _typed(
-                split.get(period), "money", f"rd_expense_expensed_by_period.{period}"
-            )
+            put(name, split.get(period), "money", f"rd_expense_expensed_by_period.{period}")
 
     for name, typ, path in _DISTRICT:
         raw = _get(nested, path)
         if typ != "date":
-            row[name] = _typed(raw, typ, path)
+            put(name, raw, typ, path)
             continue
         parsed = parse_date(raw) if raw is not None else None
         row[name] = date_int(parsed) if parsed else None
         row[f"{name}_invalid"] = raw is not None and parsed is None
+    if malformed:
+        row[MALFORMED] = frozenset(malformed)
     return row
 
 

@@ -160,7 +160,7 @@ class Input:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    start: dt.date
+    start: dt.date | None  # None = in force at any earlier date (only the first entry)
     end: dt.date | None  # inclusive; None = open
     value: Fraction | None  # None: the parameter does not apply in this period
     article: str
@@ -181,7 +181,9 @@ class Parameter:
     def at(self, day: dt.date) -> TimelineEntry | None:
         """The entry in force on ``day``, or None outside every entry."""
         for entry in self.entries:
-            if entry.start <= day and (entry.end is None or day <= entry.end):
+            if (entry.start is None or entry.start <= day) and (
+                entry.end is None or day <= entry.end
+            ):
                 return entry
         return None
 
@@ -448,7 +450,9 @@ def load_policy(path: str | Path) -> Policy:
         for item in spec["values"]:
             if not isinstance(item, dict) or "value" not in item:
                 raise r.fail(spec, f"{where}: each value needs from, value and article", "values")
-            start = r.date(item, "from", where)
+            # No 'from': the value has always applied (RULES.md gives some values for any
+            # date, e.g. the municipal voucher ratio); only the first entry may omit it.
+            start = r.date(item, "from", where, optional=True)
             end = r.date(item, "to", where, optional=True)
             value = item["value"]
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
@@ -468,7 +472,9 @@ def load_policy(path: str | Path) -> Policy:
                     line=_line(item),
                 )
             )
-        entries.sort(key=lambda e: e.start)
+        entries.sort(key=lambda e: e.start or dt.date.min)
+        if any(e.start is None for e in entries[1:]):
+            raise r.fail(spec, f"{where}: only the first value may omit 'from'", "values")
         parameters[name] = Parameter(
             name=name,
             title=r.text(spec, "title", where) if "title" in spec else Text(name, name),

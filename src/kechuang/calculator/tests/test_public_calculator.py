@@ -78,12 +78,25 @@ def test_the_api_try_endpoint_is_open_and_returns_the_decision(client, db):
 
 def test_the_api_try_endpoint_names_malformed_facts(client, db):
     response = client.post(
-        "/api/calculator/try/district_little_giant_match",
-        {"facts": {"certifications": {"little_giant_valid": "maybe"}}},
+        "/api/calculator/try/hte",
+        {"facts": {"financials": [2024, 2023]}},
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json()["extra"]["field"] == "certifications.little_giant_valid"
+    assert response.json()["extra"]["field"] == "financials"
+
+
+def test_the_api_try_endpoint_reports_a_value_of_the_wrong_type_as_invalid(client, db):
+    # "maybe" for a yes/no fact is present but impossible (RULES.md 0.4): named, never guessed.
+    response = client.post(
+        "/api/calculator/try/district_little_giant_match",
+        {"as_of": "2025-06-30", "facts": {**FACTS, "certifications": {"little_giant_valid": "maybe", "little_giant_issue_date": "2024-11-15"}}},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["verdict"] == "needs_data"
+    assert "certifications.little_giant_valid" in body["invalid_fields"]
 
 
 def test_the_api_try_endpoint_answers_404_for_an_unknown_policy(client, db):

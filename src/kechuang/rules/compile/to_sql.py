@@ -493,9 +493,13 @@ class Compiler:
             value = (
                 self.null_num() if entry.value is None else self.rescale(self.num(entry.value), scale)
             )
-            cond = f"{key.text} >= {date_int(entry.start)}"
+            # A NULL key (unknown date) matches no branch, open-started ones included.
+            conds = [f"{key.text} IS NOT NULL"] if entry.start is None else []
+            if entry.start is not None:
+                conds.append(f"{key.text} >= {date_int(entry.start)}")
             if entry.end is not None:
-                cond += f" AND {key.text} <= {date_int(entry.end)}"
+                conds.append(f"{key.text} <= {date_int(entry.end)}")
+            cond = " AND ".join(conds)
             branches.append(f"WHEN {cond} THEN {value}")
         return Sql(f"(CASE {' '.join(branches)} END)", "num", scale)
 
@@ -1156,9 +1160,13 @@ class Compiler:
                 n for n in cols
                 if (p.inputs[n].required is not None if prefix == "__miss_" else n not in never_invalid)
             ]
+            by_path: dict[str, list[str]] = {}
+            for n in sorted(flagged_names, key=self._path):
+                by_path.setdefault(self._path(n), []).append(_ident(prefix + n))
+            # Inputs reported under one path (the parts of a split) are listed once.
             items = [
-                (_ident(prefix + n), f"'{self._path(n)},'")
-                for n in sorted(flagged_names, key=self._path)
+                (flags[0] if len(flags) == 1 else f"({' OR '.join(flags)})", f"'{path},'")
+                for path, flags in by_path.items()
             ]
             # Most rows lack nothing: skip building the list for them.
             listed = f"CASE WHEN {_ident(anyone)} THEN {self.text_list(items)} ELSE '' END"

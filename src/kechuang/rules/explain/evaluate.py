@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from kechuang.rules.explain.interpreter import Interpreter
-from kechuang.rules.facts import COLUMNS_BY_NAME, date_int
+from kechuang.rules.facts import COLUMNS_BY_NAME, MALFORMED, date_int
 from kechuang.rules.policy import Expr, Policy, TimelineEntry
 
 VERDICTS = ("ineligible", "needs_data", "needs_review", "eligible")
@@ -94,12 +94,13 @@ class Evaluator:
 
     def _invalid_inputs(self, row: dict[str, Any]) -> set[str]:
         invalid: set[str] = set()
+        malformed = row.get(MALFORMED, ())  # values that did not fit their type
         raw_interp = Interpreter(self._raw_lookup, self.policy.bands)
         for name, inp in self.policy.inputs.items():
             value = self.raw[name]
             if inp.relevant_when is not None and raw_interp(inp.relevant_when.tree) is not True:
                 continue
-            if inp.type == "date" and row.get(f"{name}_invalid") or (
+            if name in malformed or inp.type == "date" and row.get(f"{name}_invalid") or (
                 inp.type in NUMERIC
                 and not inp.allow_negative
                 and value is not None
@@ -237,8 +238,9 @@ def evaluate_row(policy: Policy, row: dict[str, Any], as_of: dt.date) -> Evaluat
             value = _shape(ev.evaluate(out.exprs[0]), out.type)
         _put(outputs, out.path, value)
     outputs["verdict"] = verdict
-    outputs["missing_fields"] = sorted(ev.field_path(n) for n in ev.missing)
-    outputs["invalid_fields"] = sorted(ev.field_path(n) for n in ev.invalid)
+    # (a set: the parts of one input, e.g. a split, are reported under its one path)
+    outputs["missing_fields"] = sorted({ev.field_path(n) for n in ev.missing})
+    outputs["invalid_fields"] = sorted({ev.field_path(n) for n in ev.invalid})
     return Evaluation(
         policy=policy,
         as_of=as_of,

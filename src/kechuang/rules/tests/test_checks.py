@@ -40,6 +40,7 @@ def test_static_check_names_file_line_and_reason(name, line, words):
         ("bad_expression.yaml", 6, ["not allowed", "Subquery"]),
         ("cycle.yaml", None, ["cycle", "a -> b -> a"]),
         ("indentation.yaml", 5, ["invalid YAML"]),
+        ("timeline_second_open_start.yaml", 7, ["parameter ratio", "only the first value"]),
     ],
 )
 def test_a_bad_file_fails_to_load_with_file_line_and_reason(name, line, words):

@@ -112,7 +112,10 @@ def test_test_reports_failures_with_file_and_line(capsys, tmp_path):
 
 
 def _write_rows(path, as_of):
-    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases()) if c.policy == "voucher"]
+    rows = [
+        flatten(c.facts, as_of, entity_id=f"c{i}")
+        for i, c in enumerate(load_cases()) if c.policy == "voucher" and c.fits_flat_row
+    ]
     pq.write_table(rows_to_arrow(rows), path)
     return rows
 
@@ -186,7 +189,7 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
 )
 def test_bad_input_one_line_exit_2(capsys, tmp_path, facts_file, argv, words):
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
-    (tmp_path / "malformed.json").write_text(json.dumps({"contract_amount": "abc"}), encoding="utf-8")
+    (tmp_path / "malformed.json").write_text(json.dumps({"financials": [1, 2]}), encoding="utf-8")
     names = {
         "facts": str(facts_file),
         "bad_json": str(tmp_path / "bad.json"),
@@ -219,7 +222,7 @@ def test_run_file_all_policies_in_one_pass(tmp_path):
     from kechuang.rules.runners.duckdb_runner import run_file
 
     as_of = dt.date(2025, 6, 30)
-    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())]
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases()) if c.fits_flat_row]
     src = tmp_path / "in.parquet"
     pq.write_table(rows_to_arrow(rows), src)
     ids = policy_ids()
