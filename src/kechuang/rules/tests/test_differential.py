@@ -397,6 +397,7 @@ def test_an_out_of_range_share_is_invalid_not_an_error_on_every_engine(engine: s
     case = next(
         c for c in CASES
         if c.policy == "rd_super_deduction" and c.expected.get("verdict") == "eligible"
+        and c.facts.get("tax_year") in (2021, 2022)  # the years whose rules read the share
     )
     facts = dict(case.facts, manufacturing_revenue_share=10_000_000)
     rows = [flatten(facts, case.as_of)]
