@@ -42,7 +42,7 @@ def reform_parameters(policy_id: str, as_of: dt.date) -> list[dict[str, Any]]:
                 "unit": param.unit,
                 "value": runs.decimal_text(entry.value) if entry else None,
                 "article": entry.article if entry else "",
-                "since": entry.start if entry else None,
+                "since": entry.since if entry else None,
                 "per_row": param.select_by is not None,
             }
         )

@@ -90,7 +90,7 @@ def parameters_at(policy: Policy, as_of: dt.date) -> dict[str, Any]:
         out[name] = [
             {
                 "value": decimal_text(e.value),
-                "since": e.start.isoformat(),
+                "since": e.since.isoformat() if e.since else None,
                 "until": e.end.isoformat() if e.end else None,
                 "article": e.article,
             }
@@ -152,11 +152,12 @@ def missing_labels(policy_id: str, as_of: dt.date, missing_fields: str) -> list[
     from kechuang.rules.facts import COLUMNS_BY_NAME
 
     policy = get_policy(policy_id)
-    by_path = {
-        COLUMNS_BY_NAME[name].nested_path(as_of): inp.description.zh
-        for name, inp in policy.inputs.items()
-        if name in COLUMNS_BY_NAME
-    }
+    by_path: dict[str, str] = {}
+    for name, inp in policy.inputs.items():
+        if name in COLUMNS_BY_NAME:
+            # The first input reported under a path describes it (the 2022 split as a whole
+            # comes before its two periods).
+            by_path.setdefault(COLUMNS_BY_NAME[name].reported_path(as_of), inp.description.zh)
     paths = [p for p in missing_fields.split(",") if p]
     return [f"{by_path[p]}（{p}）" if p in by_path else p for p in paths]
 

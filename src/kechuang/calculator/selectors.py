@@ -413,7 +413,9 @@ def policy_check(
                 changes=changes,
             )
         )
-    by_path = {col.nested_path(ev.as_of): name for name, col in _input_columns(policy)}
+    by_path: dict[str, str] = {}
+    for name, col in _input_columns(policy):  # the first input reported under a path
+        by_path.setdefault(col.reported_path(ev.as_of), name)
     missing = [
         _missing(
             path, by_path.get(path, ""), policy, lang, enterprise, row, may_edit, may_edit_flags

@@ -182,7 +182,7 @@ def parameter_publish(
                         "policy": policy.id,
                         "parameter": name,
                         "value": before,
-                        "since": entry.start.isoformat() if entry else None,
+                        "since": entry.since.isoformat() if entry and entry.since else None,
                         "article": entry.article if entry else None,
                     },
                     after=_as_audit(pub),

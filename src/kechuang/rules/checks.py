@@ -84,14 +84,13 @@ def check_timeline(policy: Policy, param: Parameter) -> list[Finding]:
     if not entries:
         return [Finding(path, param.line, f"parameter {param.name}: no values")]
     for a, b in zip(entries, entries[1:], strict=False):
-        assert b.start is not None  # the loader lets only the first entry omit it
         if a.end is None or a.end >= b.start:
             found.append(
                 Finding(
                     path,
                     b.line,
                     f"parameter {param.name}: {b.start} overlaps the value from"
-                    f" {a.start or 'the beginning'}",
+                    f" {a.since or 'the beginning'}",
                 )
             )
         elif a.end + dt.timedelta(days=1) < b.start:
@@ -104,7 +103,7 @@ def check_timeline(policy: Policy, param: Parameter) -> list[Finding]:
                 )
             )
     for e in entries:
-        if e.end is not None and e.start is not None and e.end < e.start:
+        if e.end is not None and e.end < e.start:
             found.append(Finding(path, e.line, f"parameter {param.name}: ends before it starts"))
     return found
 
@@ -180,7 +179,7 @@ def check_criteria(policy: Policy) -> list[Finding]:
     path = str(policy.path)
     found = []
     dates = sorted(
-        {e.start or policy.effective_from for p in policy.parameters.values() for e in p.entries}
+        {e.since or policy.effective_from for p in policy.parameters.values() for e in p.entries}
     ) or [policy.effective_from]
     for c in policy.criteria.values():
         tree = c.expr.tree

@@ -36,11 +36,19 @@ class Column:
     type: str  # money | number | share | count | bool | text | date
     path: str
     fiscal_year: int | None = None  # K in fyK_*, else None
+    #: The field named in missing_fields / invalid_fields when it is not ``path`` (a part
+    #: of an input RULES.md names as one, e.g. a period of the 2022 R&D split).
+    reported_as: str | None = None
 
     def nested_path(self, as_of: dt.date) -> str:
+        """Where the value sits in the nested facts."""
         if self.fiscal_year is None:
             return self.path
         return self.path.format(year=as_of.year - self.fiscal_year)
+
+    def reported_path(self, as_of: dt.date) -> str:
+        """The field a decision names when this value is missing or invalid."""
+        return self.reported_as or self.nested_path(as_of)
 
 
 _FY_FIELDS: tuple[tuple[str, str], ...] = (
@@ -156,10 +164,11 @@ def _columns() -> tuple[Column, ...]:
     cols.append(
         Column("rd_expense_expensed_by_period_present", "bool", "rd_expense_expensed_by_period")
     )
-    for name in RD_2022_PERIODS.values():
+    for period, name in RD_2022_PERIODS.items():
         # RULES.md 4.2/4.3 name the split as one input: a missing or negative part is
         # reported as the split, like a split that does not add up.
-        cols.append(Column(name, "money", "rd_expense_expensed_by_period"))
+        path = f"rd_expense_expensed_by_period.{period}"
+        cols.append(Column(name, "money", path, reported_as="rd_expense_expensed_by_period"))
     for name, typ, path in _DISTRICT:
         cols.append(Column(name, typ, path))
         if typ == "date":

@@ -158,13 +158,23 @@ class Input:
     checked_only: bool = False
 
 
+#: The start of a timeline's first value written without ``from``: in force at any
+#: earlier date (RULES.md gives some values for any date, e.g. the voucher caps).
+OPEN_START = dt.date.min
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
-    start: dt.date | None  # None = in force at any earlier date (only the first entry)
+    start: dt.date  # OPEN_START: in force at any earlier date (only the first entry)
     end: dt.date | None  # inclusive; None = open
     value: Fraction | None  # None: the parameter does not apply in this period
     article: str
     line: int | None
+
+    @property
+    def since(self) -> dt.date | None:
+        """The start date as shown to people (None: since ever)."""
+        return None if self.start == OPEN_START else self.start
 
 
 @dataclass(frozen=True)
@@ -181,9 +191,7 @@ class Parameter:
     def at(self, day: dt.date) -> TimelineEntry | None:
         """The entry in force on ``day``, or None outside every entry."""
         for entry in self.entries:
-            if (entry.start is None or entry.start <= day) and (
-                entry.end is None or day <= entry.end
-            ):
+            if entry.start <= day and (entry.end is None or day <= entry.end):
                 return entry
         return None
 
@@ -452,7 +460,7 @@ def load_policy(path: str | Path) -> Policy:
                 raise r.fail(spec, f"{where}: each value needs from, value and article", "values")
             # No 'from': the value has always applied (RULES.md gives some values for any
             # date, e.g. the municipal voucher ratio); only the first entry may omit it.
-            start = r.date(item, "from", where, optional=True)
+            start = r.date(item, "from", where, optional=True) or OPEN_START
             end = r.date(item, "to", where, optional=True)
             value = item["value"]
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
@@ -472,9 +480,9 @@ def load_policy(path: str | Path) -> Policy:
                     line=_line(item),
                 )
             )
-        entries.sort(key=lambda e: e.start or dt.date.min)
-        if any(e.start is None for e in entries[1:]):
+        if any(e.start == OPEN_START for e in entries[1:]):
             raise r.fail(spec, f"{where}: only the first value may omit 'from'", "values")
+        entries.sort(key=lambda e: e.start)
         parameters[name] = Parameter(
             name=name,
             title=r.text(spec, "title", where) if "title" in spec else Text(name, name),

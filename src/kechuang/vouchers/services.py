@@ -1031,7 +1031,7 @@ def order_voucher_apply(
         order.enterprise_pays = order.contract_amount - subsidy
         order.ratio = str((Decimal(ratio.numerator) / Decimal(ratio.denominator)).normalize())
         order.policy_sha256 = policy.sha256
-        order.ratio_since = entry.start
+        order.ratio_since = entry.since
         order.ratio_article = entry.article[:200]
         order.decision = {
             k: decision[k]
@@ -1074,7 +1074,7 @@ def order_voucher_apply(
                         "subsidy": subsidy,
                         "enterprise_pays": order.enterprise_pays,
                         "ratio": order.ratio,
-                        "ratio_since": entry.start,
+                        "ratio_since": entry.since,
                         "article": entry.article,
                         "policy_sha256": order.policy_sha256,
                         "transaction": tx.pk,

@@ -114,3 +114,29 @@ def test_calculator_try_refuses_an_unknown_policy_by_name():
     with pytest.raises(KechuangError) as exc:
         calculator_try(policy_id="nope", facts={}, as_of=dt.date(2025, 6, 30))
     assert exc.value.field == "policy_id"
+
+
+def test_the_2022_split_is_entered_per_period_and_named_as_one_field(client, db):
+    """RULES.md 4.6: the two periods of the 2022 split are typed separately; a missing
+    period is reported as the split (rd_expense_expensed_by_period), as RULES.md names it."""
+    form = {
+        "as_of": "2023-05-31",
+        "tax_year": "2022",
+        "resident_enterprise": "true",
+        "accounting_sound": "true",
+        "audit_based_cit_collection": "true",
+        "industry": "software",
+        "is_registered_tsme_for_year": "false",
+        "rd_expense_expensed": "4000000",
+        "rd_expense_expensed_by_period_present": "true",
+        "rd_expensed_2022_jan_sep": "2800000",
+        "rd_expensed_2022_oct_dec": "1200000",
+    }
+    check = client.post("/calculator/try/rd_super_deduction/", form).context["check"]
+    assert check.verdict == "eligible"
+    assert check.decision.to_dict()["additional_deduction"] == 3300000
+
+    del form["rd_expensed_2022_oct_dec"]
+    check = client.post("/calculator/try/rd_super_deduction/", form).context["check"]
+    assert check.verdict == "needs_data"
+    assert [m.path for m in check.missing] == ["rd_expense_expensed_by_period"]

@@ -493,13 +493,10 @@ class Compiler:
             value = (
                 self.null_num() if entry.value is None else self.rescale(self.num(entry.value), scale)
             )
-            # A NULL key (unknown date) matches no branch, open-started ones included.
-            conds = [f"{key.text} IS NOT NULL"] if entry.start is None else []
-            if entry.start is not None:
-                conds.append(f"{key.text} >= {date_int(entry.start)}")
+            # (an open start compares with 00010101: a NULL key still matches no branch)
+            cond = f"{key.text} >= {date_int(entry.start)}"
             if entry.end is not None:
-                conds.append(f"{key.text} <= {date_int(entry.end)}")
-            cond = " AND ".join(conds)
+                cond += f" AND {key.text} <= {date_int(entry.end)}"
             branches.append(f"WHEN {cond} THEN {value}")
         return Sql(f"(CASE {' '.join(branches)} END)", "num", scale)
 
@@ -1199,7 +1196,7 @@ class Compiler:
     def _path(self, name: str) -> str:
         from kechuang.rules.facts import COLUMNS_BY_NAME
 
-        return COLUMNS_BY_NAME[name].nested_path(self.as_of)
+        return COLUMNS_BY_NAME[name].reported_path(self.as_of)
 
     def _reads_missing(self) -> set[str]:
         """Definitions that read any_missing / any_invalid, directly or not."""

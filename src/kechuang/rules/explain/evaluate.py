@@ -121,7 +121,7 @@ class Evaluator:
         return missing
 
     def field_path(self, name: str) -> str:
-        return COLUMNS_BY_NAME[name].nested_path(self.as_of)
+        return COLUMNS_BY_NAME[name].reported_path(self.as_of)
 
     # -- names
     def _builtin(self, name: str) -> Any:
@@ -166,7 +166,7 @@ class Evaluator:
         self.params_used[name] = ParameterUse(
             name,
             entry.value if entry else None,
-            entry.start if entry else None,
+            entry.since if entry else None,
             entry.end if entry else None,
             entry.article if entry else None,
         )

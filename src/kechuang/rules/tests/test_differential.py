@@ -27,7 +27,7 @@ from kechuang.rules.cases import load_cases
 from kechuang.rules.compile import to_sql
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.explain.interpreter import literal
-from kechuang.rules.facts import COLUMNS_BY_NAME, RD_2022_PERIODS
+from kechuang.rules.facts import COLUMNS_BY_NAME
 from kechuang.rules.policy import Policy
 from kechuang.rules.runners import duckdb_runner, postgres_runner, spark_runner, sqlite_runner
 
@@ -139,7 +139,6 @@ def _derived_columns() -> dict[str, str]:
 
 
 DERIVED = _derived_columns()
-SPLIT_PERIODS = {name: period for period, name in RD_2022_PERIODS.items()}
 
 
 @st.composite
@@ -156,8 +155,6 @@ def enterprise(draw, policy_id: str, as_of: dt.date, max_amount: Decimal | None 
     for name in sorted(names):
         col = COLUMNS_BY_NAME[name]
         path = col.nested_path(as_of)
-        if name in SPLIT_PERIODS:  # reported as the whole split, given per period
-            path = f"rd_expense_expensed_by_period.{SPLIT_PERIODS[name]}"
         if name.endswith("_present"):
             if col.fiscal_year is not None:
                 fy_present[col.fiscal_year] = draw(st.sampled_from([True] * 9 + [False]))
