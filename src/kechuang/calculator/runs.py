@@ -27,7 +27,7 @@ from kechuang.registry.facts import COLUMN_TYPES, COLUMNS, convert_row
 from kechuang.registry.selectors import enterprise_facts_as_of
 from kechuang.rules import get_policy, policy_ids
 from kechuang.rules.compile.to_sql import CompiledPolicy, compile_sql
-from kechuang.rules.policy import Parameter, Policy, TimelineEntry, load_yaml
+from kechuang.rules.policy import OPEN_START, Parameter, Policy, TimelineEntry, load_yaml
 from kechuang.rules.runners.arrow import decode
 from kechuang.rules.runners.postgres_runner import PG_TYPES
 
@@ -615,7 +615,8 @@ def policy_as_recorded(run: Any, policy_id: str, policy: Policy | None = None) -
             params[name],
             entries=tuple(
                 TimelineEntry(
-                    dt.date.fromisoformat(e["since"]),
+                    # (no "since": in force at any earlier date)
+                    dt.date.fromisoformat(e["since"]) if e.get("since") else OPEN_START,
                     dt.date.fromisoformat(e["until"]) if e.get("until") else None,
                     None if e.get("value") is None else Fraction(Decimal(e["value"])),
                     e.get("article", ""),

@@ -78,7 +78,7 @@ def _dates(policy_id: str) -> tuple[dt.date, ...]:
     out: set[dt.date] = {policy.effective_from}
     for param in policy.parameters.values():
         for e in param.entries:
-            for d in (e.start, e.end):
+            for d in (e.since, e.end):
                 if d is not None:
                     out |= {d - dt.timedelta(days=1), d, d + dt.timedelta(days=1)}
     return tuple(sorted(d for d in out if dt.date(2000, 1, 2) <= d <= dt.date(2035, 12, 30)))

@@ -85,7 +85,8 @@ def test_a_district_year_at_one_hundredth_scale(
     # Alice, 2021-11-10, before the change: 50% of 10,000.00.
     a1 = spend(ent_alice, "10000.00", dt.date(2021, 11, 10))
     assert (a1.ratio, a1.subsidy_amount, a1.enterprise_pays) == ("0.5", D("5000.00"), D("5000.00"))
-    assert a1.ratio_since == dt.date(2015, 1, 1) and "普科委〔2023〕5号" in a1.ratio_article
+    # 50% applies to every order before 2022 (RULES.md 5.3): no start date to show.
+    assert a1.ratio_since is None and "普科委〔2023〕5号" in a1.ratio_article
     assert balances(prog) == pots("12600", "32400", "5000", "0", "0")
 
     # Bob, 2022-03-01, after the change: 75% of 12,000.00.
