@@ -90,7 +90,13 @@ def test_the_api_try_endpoint_reports_a_value_of_the_wrong_type_as_invalid(clien
     # "maybe" for a yes/no fact is present but impossible (RULES.md 0.4): named, never guessed.
     response = client.post(
         "/api/calculator/try/district_little_giant_match",
-        {"as_of": "2025-06-30", "facts": {**FACTS, "certifications": {"little_giant_valid": "maybe", "little_giant_issue_date": "2024-11-15"}}},
+        {
+            "as_of": "2025-06-30",
+            "facts": {
+                **FACTS,
+                "certifications": {"little_giant_valid": "maybe", "little_giant_issue_date": "2024-11-15"},
+            },
+        },
         content_type="application/json",
     )
     assert response.status_code == 200
