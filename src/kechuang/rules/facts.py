@@ -278,6 +278,19 @@ def _year_key(financials: Mapping[Any, Any], year: int) -> Any:
 MALFORMED = "__malformed__"
 
 
+def typed(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The row itself, if every value fits its column: the SQL engines read typed rows only.
+
+    A row flattened with ``lenient=True`` may hold values of the wrong type as NULL; an
+    engine would read them as unknown (missing) instead of invalid, so it is refused.
+    """
+    bad = row.get(MALFORMED)
+    if bad:
+        names = ", ".join(COLUMNS_BY_NAME[n].nested_path(int_date(row["as_of"])) for n in sorted(bad))
+        raise MalformedFacts(names, "value of the wrong type: only evaluate() reports it")
+    return row
+
+
 def flatten(
     nested: Mapping[str, Any],
     as_of: dt.date,

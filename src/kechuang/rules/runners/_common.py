@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kechuang.rules.compile.to_sql import CompiledPolicy
+from kechuang.rules.facts import typed
 from kechuang.rules.runners.arrow import decode
 
 
@@ -16,7 +17,7 @@ def numbered(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     do not include ``entity_id``; numbering the rows lets each runner return results in
     input order even when ids repeat or are missing.
     """
-    return [{**r, "entity_id": str(i)} for i, r in enumerate(rows)]
+    return [{**typed(r), "entity_id": str(i)} for i, r in enumerate(rows)]
 
 
 def decode_ordered(

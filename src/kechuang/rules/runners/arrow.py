@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from kechuang.rules.compile.to_sql import CompiledPolicy
-from kechuang.rules.facts import FLAT_COLUMNS
+from kechuang.rules.facts import FLAT_COLUMNS, typed
 
 _ARROW = {
     "money": pa.decimal128(18, 2),
@@ -29,7 +29,7 @@ def arrow_schema() -> pa.Schema:
 
 def rows_to_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
     schema = arrow_schema()
-    rows = list(rows)
+    rows = [typed(r) for r in rows]
     return pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in schema})
 
 

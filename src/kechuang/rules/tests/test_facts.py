@@ -56,3 +56,15 @@ def test_only_cases_about_values_sql_cannot_store_are_kept_from_the_sql_engines(
     assert kept_out
     for case in kept_out:
         assert "not an error" in case.name or "fractions of a fen" in case.name, case.name
+
+
+@pytest.mark.parametrize("runner", ["duckdb", "sqlite"])
+def test_the_sql_runners_refuse_a_row_with_values_of_the_wrong_type(runner):
+    # Such a value is NULL in a lenient row: an engine would call it missing, not invalid.
+    from kechuang.rules.runners import duckdb_runner, sqlite_runner
+
+    run_rows = {"duckdb": duckdb_runner.run_rows, "sqlite": sqlite_runner.run_rows}[runner]
+    row = flatten({"team": {"core_members": 2.5}}, AS_OF, lenient=True)
+    with pytest.raises(MalformedFacts) as caught:
+        run_rows("voucher", [row], AS_OF)
+    assert caught.value.field == "team.core_members"
