@@ -68,6 +68,7 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
     schema = {f.name: f.type for f in arrow_schema()}
     present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     casts = []
+    finer = []  # decimal columns whose values might not fit the row's scale
     for name, typ in schema.items():
         sql_type = _duck_type(typ)
         if present.get(name) == sql_type or _same_decimal_scale(present.get(name), typ):
@@ -75,11 +76,49 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
             # value, and the compiled query casts each amount to its exact integer anyway.
             casts.append(f'"{name}"')
             continue
+        if name in present and pa.types.is_decimal(typ) and not _fits_scale(present[name], typ):
+            finer.append((name, typ.scale, present[name]))
         # A column the export lacks is unknown (NULL), never zero.
         value = f'"{name}"' if name in present else "NULL"
         casts.append(f'CAST({value} AS {sql_type}) AS "{name}"')
+    _refuse_finer_values(con, src, finer)
     con.execute(f"CREATE TEMP VIEW facts AS SELECT {', '.join(casts)} FROM {src}")
     return "facts"
+
+
+def _fits_scale(found: str, typ: pa.DataType) -> bool:
+    """Whether every value of a column of DuckDB type ``found`` fits ``typ``'s scale."""
+    if found in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
+        return True
+    if found.startswith("DECIMAL("):
+        return int(found.rstrip(")").split(",")[-1]) <= typ.scale
+    return False  # DOUBLE (e.g. a CSV guessed so), text: the values decide
+
+
+def _refuse_finer_values(
+    con: duckdb.DuckDBPyConnection, src: str, columns: list[tuple[str, int, str]]
+) -> None:
+    """Refuse a file whose amounts have more decimals than the row keeps (fractions of a
+    fen): casting would round them silently, and a decision would rest on another amount."""
+    if not columns:
+        return
+    tests = []
+    for name, scale, found in columns:
+        col = f'"{name}"'
+        # Decimals and text compare exactly; a DOUBLE (a guessed CSV column) as a double.
+        exact = "DOUBLE" if found in ("DOUBLE", "FLOAT", "REAL") else "DECIMAL(38,18)"
+        kept = f"TRY_CAST({col} AS DECIMAL(38,{scale}))"
+        tests.append(
+            f"count(*) FILTER (WHERE {kept} <> TRY_CAST({col} AS {exact})"
+            f" OR ({col} IS NOT NULL AND {kept} IS NULL))"
+        )
+    counts = con.execute(f"SELECT {', '.join(tests)} FROM {src}").fetchone()
+    for (name, scale, _), count in zip(columns, counts, strict=True):
+        if count:
+            raise ValueError(
+                f"列 {name} 有 {count} 个值超出 {scale} 位小数或不是数字 / column {name}: "
+                f"{count} value(s) with more than {scale} decimal places, or not a number"
+            )
 
 
 _DUCK_TYPES = {"int64": "BIGINT", "bool": "BOOLEAN", "string": "VARCHAR"}

@@ -241,3 +241,40 @@ def test_run_file_all_policies_in_one_pass(tmp_path):
             assert result[row["entity_id"]][f"{pid}__verdict"] == (
                 evaluate_flat(pid, row, as_of).verdict
             ), (pid, row["entity_id"])
+
+
+VOUCHER_CSV = (
+    "entity_id,scheme,applicant_type,registered_in_shanghai,is_tsme,order_date,contract_amount,"
+    "service_provider_on_platform,service_category_eligible,voucher_used_this_year\n"
+    "A,shanghai_municipal,enterprise,true,true,20240501,1000.5,true,true,0\n"
+    "B,shanghai_municipal,enterprise,true,true,20240501,{amount},true,true,0\n"
+)
+
+
+def test_run_refuses_amounts_finer_than_a_fen_instead_of_rounding_them(capsys, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.parquet"
+    src.write_text(VOUCHER_CSV.format(amount="1234.567"), encoding="utf-8")
+    argv = ["run", "--policies", "voucher", "--input", str(src), "--as-of", "2024-06-01", "--out", str(out)]
+    assert_one_line_error(*run(capsys, *argv), "contract_amount", "2 decimal places")
+    assert not out.exists()
+
+    src.write_text(VOUCHER_CSV.format(amount="1234.56"), encoding="utf-8")
+    code, _, _ = run(capsys, *argv)
+    assert code == 0
+    got = {r["entity_id"]: r["voucher__subsidy_amount"] for r in pq.read_table(out).to_pylist()}
+    assert str(got["B"]) == "617.28"  # 50 % of 1234.56, exactly
+
+
+def test_run_reads_a_finer_decimal_column_whose_values_are_whole_fen(tmp_path):
+    import pyarrow as pa
+
+    from kechuang.rules.runners.duckdb_runner import run_file
+
+    as_of = dt.date(2024, 6, 1)
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())
+            if c.policy == "voucher" and c.fits_flat_row]
+    table = rows_to_arrow(rows)
+    i = table.schema.get_field_index("contract_amount")
+    table = table.set_column(i, "contract_amount", table.column(i).cast(pa.decimal128(20, 4)))
+    pq.write_table(table, tmp_path / "in.parquet")
+    assert run_file(["voucher"], tmp_path / "in.parquet", as_of, tmp_path / "o.parquet") == len(rows)
