@@ -173,6 +173,11 @@ def run_file(
         con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)")
         if progress:
             progress(2, total)
-        return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        written = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+        if not written:
+            # An empty input is a mistake (a wrong or truncated export), not a run.
+            Path(out_path).unlink(missing_ok=True)
+            raise ValueError(f"输入文件没有数据行 the input file has no rows: {input_path}")
+        return written
     finally:
         con.close()

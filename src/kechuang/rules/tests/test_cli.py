@@ -278,3 +278,11 @@ def test_run_reads_a_finer_decimal_column_whose_values_are_whole_fen(tmp_path):
     table = table.set_column(i, "contract_amount", table.column(i).cast(pa.decimal128(20, 4)))
     pq.write_table(table, tmp_path / "in.parquet")
     assert run_file(["voucher"], tmp_path / "in.parquet", as_of, tmp_path / "o.parquet") == len(rows)
+
+
+def test_run_refuses_an_empty_csv_and_writes_nothing(capsys, tmp_path):
+    src, out = tmp_path / "empty.csv", tmp_path / "out.parquet"
+    src.write_text("", encoding="utf-8")
+    argv = ["run", "--policies", "voucher", "--input", str(src), "--as-of", "2024-06-01", "--out", str(out)]
+    assert_one_line_error(*run(capsys, *argv), "no rows")
+    assert not out.exists()
