@@ -308,6 +308,30 @@ class Policy:
     sha256: str
     flips: dict[str, str] = field(default_factory=dict)
 
+    def reads(self, e: Expr) -> set[str]:
+        """Every name ``e`` reads, directly or through the definitions it reads."""
+        defs, seen, todo = self._definitions, set(), list(e.names)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(defs[name].names if name in defs else ())
+        return seen
+
+    @cached_property
+    def decided_relevance(self) -> frozenset[str]:
+        """Inputs whose ``relevant_when`` reads derived values, not only raw inputs.
+
+        Such an input is checked like any other, so an impossible value is still unknown,
+        but it is reported (and makes the decision needs_data) only where the derived
+        values say the rules read it (e.g. the 2022 split only for the "others" group).
+        """
+        raw = set(self.inputs) | {"as_of", "as_of_year"}
+        return frozenset(
+            name for name, inp in self.inputs.items()
+            if inp.relevant_when is not None and not inp.relevant_when.names <= raw
+        )
+
     def definitions(self) -> dict[str, Expr]:
         """Every named expression the policy defines, score ends as ``<name>_min/_max``.
 
@@ -675,16 +699,25 @@ def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
     for name, e in defs.items():
         check(e, name)
     for inp in policy.inputs.values():
-        for raw_expr in (inp.invalid_when, inp.relevant_when):
-            if raw_expr is None:
-                continue
-            unknown = raw_expr.names - set(policy.inputs) - {"as_of", "as_of_year"}
+        if inp.invalid_when is not None:
+            unknown = inp.invalid_when.names - set(policy.inputs) - {"as_of", "as_of_year"}
             if unknown:
                 raise PolicyFileError(
                     str(policy.path),
-                    raw_expr.line,
-                    f"input {inp.name}: invalid_when/relevant_when read raw inputs only,"
+                    inp.invalid_when.line,
+                    f"input {inp.name}: invalid_when reads raw inputs only,"
                     f" not {sorted(unknown)}",
+                )
+        if inp.relevant_when is not None:
+            check(inp.relevant_when, f"input {inp.name}: relevant_when")
+            # Whether an input is needed may rest on derived values, but not on the input
+            # itself nor on missing/invalid data: that would be circular.
+            circular = policy.reads(inp.relevant_when) & {inp.name, "any_missing", "any_invalid"}
+            if circular:
+                raise PolicyFileError(
+                    str(policy.path),
+                    inp.relevant_when.line,
+                    f"input {inp.name}: relevant_when depends on {sorted(circular)}",
                 )
         if inp.required is not None:
             check(inp.required, f"input {inp.name}")

@@ -1058,7 +1058,7 @@ class Compiler:
             flag = " OR ".join(f"({t})" for t in tests) if tests else d.false
             if not tests:
                 never_invalid.add(name)
-            if inp.relevant_when is not None and tests:
+            if inp.relevant_when is not None and tests and name not in p.decided_relevance:
                 relevant = d.is_true.format(x=self.cond(inp.relevant_when.tree))
                 flag = f"{relevant} AND ({flag})"
             flags.append(f"({flag}) AS {_ident('__inv_' + name)}")
@@ -1089,13 +1089,23 @@ class Compiler:
                     f"{absent} AND NOT {_ident('__inv_' + name)})"
                 )
             missing.append(f"{test} AS {_ident('__miss_' + name)}")
+        # An input whose relevance rests on derived values: still unknown when invalid,
+        # reported only where relevant (Policy.decided_relevance).
+        late = [n for n in cols if n in p.decided_relevance and n not in never_invalid]
+        for name in late:
+            relevant = d.is_true.format(x=self.cond(p.inputs[name].relevant_when.tree))
+            missing.append(f"({_ident('__inv_' + name)} AND {relevant}) AS {_ident('__rep_' + name)}")
+
+        def reported(name: str, prefix: str) -> str:
+            return _ident(("__rep_" if prefix == "__inv_" and name in late else prefix) + name)
+
         # (flags that are FALSE on every row are left out of the disjunctions)
         any_missing = (
             " OR ".join(_ident("__miss_" + n) for n in cols if p.inputs[n].required is not None)
             or d.false
         )
         any_invalid = (
-            " OR ".join(_ident("__inv_" + n) for n in cols if n not in never_invalid) or d.false
+            " OR ".join(reported(n, "__inv_") for n in cols if n not in never_invalid) or d.false
         )
         missing0, missing_cte = prefix + "missing0", prefix + "missing"
         ctes.append((missing0, f"SELECT {prev}.*, {', '.join(missing)} FROM {prev}"))
@@ -1159,7 +1169,7 @@ class Compiler:
             ]
             by_path: dict[str, list[str]] = {}
             for n in sorted(flagged_names, key=self._path):
-                by_path.setdefault(self._path(n), []).append(_ident(prefix + n))
+                by_path.setdefault(self._path(n), []).append(reported(n, prefix))
             # Inputs reported under one path (the parts of a split) are listed once.
             items = [
                 (flags[0] if len(flags) == 1 else f"({' OR '.join(flags)})", f"'{path},'")

@@ -84,6 +84,13 @@ class Evaluator:
             name: (None if name in self.invalid else value) for name, value in self.raw.items()
         }
         self.interp = Interpreter(self.lookup, policy.bands)
+        # An invalid input the derived values show no rule reads stays unknown but is
+        # not reported (RULES.md 4.5: only a *needed* input makes the decision needs_data).
+        self.ignored = {
+            name for name in policy.decided_relevance & self.invalid
+            if self.interp(policy.inputs[name].relevant_when.tree) is not True
+        }
+        self.invalid -= self.ignored
         self.missing = self._missing_inputs()
 
     # -- inputs
@@ -98,7 +105,11 @@ class Evaluator:
         raw_interp = Interpreter(self._raw_lookup, self.policy.bands)
         for name, inp in self.policy.inputs.items():
             value = self.raw[name]
-            if inp.relevant_when is not None and raw_interp(inp.relevant_when.tree) is not True:
+            if (
+                inp.relevant_when is not None
+                and name not in self.policy.decided_relevance
+                and raw_interp(inp.relevant_when.tree) is not True
+            ):
                 continue
             if name in malformed or inp.type == "date" and row.get(f"{name}_invalid") or (
                 inp.type in NUMERIC
@@ -114,7 +125,7 @@ class Evaluator:
         for name, inp in self.policy.inputs.items():
             value = self.raw[name]
             absent = value is None or (inp.missing_when_false and value is False)
-            if inp.required is None or name in self.invalid or not absent:
+            if inp.required is None or name in self.invalid | self.ignored or not absent:
                 continue
             if self.interp(inp.required.tree) is True:
                 missing.add(name)
