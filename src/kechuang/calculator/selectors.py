@@ -109,6 +109,9 @@ class CriterionView:
     title: str
     article: str
     outcome: bool | None
+    #: requirement | exclusion (true excludes) | classification (picks a group)
+    role: str
+    passed: bool | None  # for an exclusion, its outcome negated; None for a classification
     values: list[tuple[str, str, str]]  # (name, description, value as text)
     parameters: list[dict[str, Any]]  # name, title, value, since, until, article
     changes: list[str]  # what would have to change (flip), in the user's language
@@ -395,6 +398,8 @@ def policy_check(
                 title=c.title_en if lang == "en" else c.title_zh,
                 article=c.article,
                 outcome=c.outcome,
+                role=c.role,
+                passed=c.passed,
                 values=[
                     (name, _describe(policy, name, lang), _display_value(name, value))
                     for name, value in c.values.items()

@@ -83,8 +83,21 @@ def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
     return Decimal(text)
 
 
+def _construct_date(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        # 2023-02-29 looks like a date to YAML but is none: name the line, not a traceback.
+        raise PolicyFileError(
+            str(loader.name),
+            node.start_mark.line + 1,
+            f"not a date: {node.value} (quote it to keep it as text)",
+        ) from None
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 
 
 def load_yaml(path: Path) -> Any:
@@ -264,6 +277,12 @@ class Criterion:
     title: Text
     article: str
     expr: Expr
+    #: ``requirement``: must be true; ``exclusion``: true excludes the enterprise (e.g. the
+    #: negative list); ``classification``: picks a group or rate, neither met nor failed.
+    role: str = "requirement"
+
+
+CRITERION_ROLES = ("requirement", "exclusion", "classification")
 
 
 @dataclass(frozen=True)
@@ -306,7 +325,9 @@ class Policy:
     outputs: tuple[Output, ...]
     path: Path
     sha256: str
-    flips: dict[str, str] = field(default_factory=dict)
+    #: Plain-language names of derived values (``derived: {name: {expr, description}}``),
+    #: used where a derived value is shown to people, e.g. in the smallest change.
+    labels: dict[str, Text] = field(default_factory=dict)
 
     def reads(self, e: Expr) -> set[str]:
         """Every name ``e`` reads, directly or through the definitions it reads."""
@@ -557,10 +578,13 @@ def load_policy(path: str | Path) -> Policy:
         )
 
     derived: dict[str, Expr] = {}
+    labels: dict[str, Text] = {}
     for name, spec in (doc.get("derived") or {}).items():
         holder = spec if isinstance(spec, dict) else doc["derived"]
         key = "expr" if isinstance(spec, dict) else name
         derived[name] = r.expr(holder, key, f"derived {name}")
+        if isinstance(spec, dict) and "description" in spec:
+            labels[name] = r.text(spec, "description", f"derived {name}")
 
     criteria: dict[str, Criterion] = {}
     for name, spec in (doc.get("criteria") or {}).items():
@@ -569,8 +593,15 @@ def load_policy(path: str | Path) -> Policy:
             raise r.fail(doc["criteria"], f"{where}: needs expr, article and title", name)
         if "article" not in spec:
             raise r.fail(spec, f"{where}: must cite its article")
+        role = str(spec.get("role", "requirement"))
+        if role not in CRITERION_ROLES:
+            raise r.fail(spec, f"{where}: role must be one of {', '.join(CRITERION_ROLES)}", "role")
         criteria[name] = Criterion(
-            name, r.text(spec, "title", where), str(spec["article"]), r.expr(spec, "expr", where)
+            name,
+            r.text(spec, "title", where),
+            str(spec["article"]),
+            r.expr(spec, "expr", where),
+            role,
         )
 
     scores: dict[str, Score] = {}
@@ -616,7 +647,7 @@ def load_policy(path: str | Path) -> Policy:
         outputs=outputs,
         path=path,
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
-        flips={k: str(v) for k, v in (doc.get("flips") or {}).items()},
+        labels=labels,
     )
     _check_names(r, doc, policy)
     return policy

@@ -7,22 +7,35 @@ each failing comparison. Nothing here guesses: a criterion of another shape gets
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from kechuang.rules.expressions import conjuncts
+from kechuang.rules.facts import SCALES
 
 if TYPE_CHECKING:
     from kechuang.rules.explain.evaluate import Evaluator
-    from kechuang.rules.policy import Criterion, Policy
+    from kechuang.rules.policy import Criterion, Policy, Text
 
 _RAISE = (exp.GTE, exp.GT)
 _LOWER = (exp.LTE, exp.LT)
 
 
-def _gap(node: exp.Expression, ev: Evaluator) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class _Subject:
+    """How a value that must change is shown: its name for people and its unit."""
+
+    label: Text | None
+    places: int | None  # decimal places it moves by (fen: 2, a count: 0); None: unknown
+    is_date: bool = False
+
+
+def _gap(node: exp.Expression, ev: Evaluator, subjects: dict[str, _Subject]) -> dict | None:
     if not isinstance(node, _RAISE + _LOWER):
         return None
     left, right = node.left.unnest(), node.right.unnest()
@@ -44,34 +57,100 @@ def _gap(node: exp.Expression, ev: Evaluator) -> dict[str, Any] | None:
     if delta < 0 or (delta == 0 and not strict):
         return None
     name = subject.sql()
+    info = subjects.get(name, _Subject(None, None))
+    label_zh, label_en = (info.label.zh, info.label.en) if info.label else (name, name)
     direction = "increase" if isinstance(node, _RAISE) else "decrease"
-    more = "more than " if strict else ""
-    amount = float(delta)
-    return {
-        "subject": name,
-        "direction": direction,
-        "by": amount,
-        "strict": strict,
-        "text_zh": f"{name} 需{'增加' if direction == 'increase' else '减少'}"
-        f"{'超过' if strict else '至少'} {amount:,.2f}",
-        "text_en": f"{name} would need to {direction} by {more}{amount:,.2f}"
-        + ("" if strict else " at least"),
+    change: dict[str, Any] = {"subject": name, "direction": direction}
+    if info.is_date:
+        # A date moves to a bound, not "by" a number of yyyymmdd units.
+        bound = int(target)
+        shown = f"{bound // 10000:04d}-{bound // 100 % 100:02d}-{bound % 100:02d}"
+        words = {
+            ("increase", False): ("不早于", "on or after"),
+            ("increase", True): ("晚于", "after"),
+            ("decrease", False): ("不晚于", "on or before"),
+            ("decrease", True): ("早于", "before"),
+        }[(direction, strict)]
+        change.update(by=float(delta), strict=strict, bound=shown)
+        change["text_zh"] = f"{label_zh}：需{words[0]} {shown}"
+        change["text_en"] = f"{label_en}: would need to be {words[1]} {shown}"
+        return change
+    if info.places is not None:
+        # The value moves in whole units of its kind (fen, people, counts): the smallest
+        # change is a whole number of steps, at least the gap (more than it when strict).
+        step = Fraction(1, 10**info.places)
+        steps = math.floor(delta / step) + 1 if strict else math.ceil(delta / step)
+        delta, strict = steps * step, False
+    amount = _decimal_text(delta, info.places)
+    change.update(by=float(delta), strict=strict)
+    verb_zh = "增加" if direction == "increase" else "减少"
+    change["text_zh"] = f"{label_zh}：需{verb_zh}{'超过' if strict else '至少'} {amount}"
+    change["text_en"] = (
+        f"{label_en}: would need to {direction} by {'more than' if strict else 'at least'} {amount}"
+    )
+    return change
+
+
+def _decimal_text(value: Fraction, places: int | None) -> str:
+    if places is not None:
+        return f"{Decimal(value.numerator) / Decimal(value.denominator):,.{places}f}"
+    return f"{float(value):,.6g}"
+
+
+def _subjects(policy: Policy) -> dict[str, _Subject]:
+    """Each input and labelled derived value, with the unit it moves by."""
+    subjects = {
+        name: _Subject(inp.description, SCALES.get(inp.type), inp.type == "date")
+        for name, inp in policy.inputs.items()
     }
+    defs = policy.definitions()
+    for name, label in policy.labels.items():
+        # A sum of amounts in fen moves in fen: the finest unit of the inputs it reads.
+        read = [policy.inputs[n] for n in policy.reads(defs[name]) if n in policy.inputs]
+        places = [SCALES[i.type] for i in read if i.type in SCALES and i.type != "date"]
+        subjects[name] = _Subject(label, max(places) if places else None)
+    return subjects
+
+
+def _deciding(node: exp.Expression, ev: Evaluator, defs: dict, depth: int = 0) -> list | None:
+    """The false comparisons that make a false condition false, or None if some other
+    shape decides it. Follows derived names and the branch a CASE took: a criterion
+    guarded against a zero denominator (``CASE WHEN d = 0 THEN FALSE ELSE n / d >= t
+    END``) fails by its comparison when ``d`` is not 0, and by nothing computable when it
+    is."""
+    node = node.unnest()
+    if depth > 8:
+        return None
+    if isinstance(node, exp.And):
+        found: list = []
+        for part in conjuncts(node):
+            if ev.interp(part) is False:
+                inner = _deciding(part, ev, defs, depth + 1)
+                if inner is None:
+                    return None
+                found.extend(inner)
+        return found
+    if isinstance(node, exp.Case):
+        for branch in node.args.get("ifs") or ():
+            taken = ev.interp(branch.this)
+            if taken is True:
+                return _deciding(branch.args["true"], ev, defs, depth + 1)
+            if taken is None:
+                return None
+        default = node.args.get("default")
+        return None if default is None else _deciding(default, ev, defs, depth + 1)
+    if isinstance(node, exp.Column) and node.name in defs:
+        return _deciding(defs[node.name].tree, ev, defs, depth + 1)
+    return [node] if isinstance(node, _RAISE + _LOWER) else None
 
 
 def flip_for(policy: Policy, criterion: Criterion, ev: Evaluator) -> dict | None:
     """The changes that would make a failing criterion pass, or None if not computable."""
-    changes = []
-    for part in conjuncts(criterion.expr.tree):
-        if ev.interp(part) is False:
-            gap = _gap(part, ev)
-            if gap is None:
-                # Follow a name that is itself a comparison (e.g. a derived condition).
-                inner = part.unnest()
-                defs = policy.definitions()
-                if isinstance(inner, exp.Column) and inner.name in defs:
-                    gap = _gap(defs[inner.name].tree.unnest(), ev)
-            if gap is None:
-                return None
-            changes.append(gap)
-    return {"changes": changes} if changes else None
+    comparisons = _deciding(criterion.expr.tree, ev, policy.definitions())
+    if not comparisons:
+        return None
+    subjects = _subjects(policy)
+    changes = [_gap(node, ev, subjects) for node in comparisons]
+    if any(change is None for change in changes):
+        return None
+    return {"changes": changes}

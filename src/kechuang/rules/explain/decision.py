@@ -54,7 +54,9 @@ class Decision:
                     "title": {"zh": c.title_zh, "en": c.title_en},
                     "article": c.article,
                     "expression": c.expression,
+                    "role": c.role,
                     "outcome": c.outcome,
+                    "passed": c.passed,
                     "values": _jsonable(c.values),
                     "parameters": [
                         {

@@ -39,6 +39,15 @@ class CriterionTrace:
     values: dict[str, Any]
     parameters: list[ParameterUse]
     flip: dict | None = None
+    role: str = "requirement"
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether the enterprise passes this criterion: an exclusion passes when false;
+        a classification neither passes nor fails (None)."""
+        if self.role == "exclusion":
+            return None if self.outcome is None else not self.outcome
+        return self.outcome if self.role == "requirement" else None
 
 
 @dataclass
@@ -225,8 +234,9 @@ def evaluate_row(policy: Policy, row: dict[str, Any], as_of: dt.date) -> Evaluat
             outcome=outcome,
             values=ev.names_read(c.expr),
             parameters=params,
+            role=c.role,
         )
-        if outcome is False:
+        if outcome is False and c.role == "requirement":
             trace.flip = flip_for(policy, c, ev)
         criteria.append(trace)
 

@@ -13,7 +13,24 @@ VERDICT_TEXT = {
     "needs_review": ("需专家评审", "needs expert review"),
     "needs_data": ("需补充数据", "needs data"),
 }
-OUTCOME_TEXT = {True: ("满足", "met"), False: ("不满足", "not met"), None: ("未知", "unknown")}
+#: How a criterion's outcome reads, by its role: (mark, zh, en) per outcome.
+ROLE_TEXT = {
+    "requirement": {
+        True: ("✓", "满足", "met"),
+        False: ("✗", "不满足", "not met"),
+        None: ("?", "未知", "unknown"),
+    },
+    "exclusion": {
+        True: ("✗", "属于（排除）", "applies (excluded)"),
+        False: ("✓", "不属于", "does not apply"),
+        None: ("?", "未知", "unknown"),
+    },
+    "classification": {
+        True: ("·", "是", "yes"),
+        False: ("·", "否", "no"),
+        None: ("?", "未知", "unknown"),
+    },
+}
 
 
 def _fmt(value: object) -> str:
@@ -48,9 +65,9 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines.append(("数据无效: " if zh else "Invalid data: ") + ", ".join(ev.invalid_fields))
     lines.append("")
     for c in ev.criteria:
-        mark = {True: "✓", False: "✗", None: "?"}[c.outcome]
+        mark, text_zh, text_en = ROLE_TEXT[c.role][c.outcome]
         title = c.title_zh if zh else c.title_en
-        lines.append(f"{mark} {title} [{c.article}]: {OUTCOME_TEXT[c.outcome][0 if zh else 1]}")
+        lines.append(f"{mark} {title} [{c.article}]: {text_zh if zh else text_en}")
         lines.append(f"    {c.expression}")
         for name, value in c.values.items():
             lines.append(f"    {name} = {_fmt(value)}")

@@ -111,6 +111,22 @@ def test_test_reports_failures_with_file_and_line(capsys, tmp_path):
     assert "2 个用例 case(s), 1 个失败" in err
 
 
+@pytest.mark.parametrize("command", ["check", "test"])
+def test_an_impossible_date_in_a_file_is_named_with_its_line(capsys, tmp_path, command):
+    # YAML reads 2023-02-30 as a date and fails to build it: one line, not a traceback.
+    if command == "check":
+        path = tmp_path / "bad.yaml"
+        path.write_text("id: bad\ntitle: {zh: a, en: b}\neffective: {from: 2023-02-30}\n")
+        code, out, err = run(capsys, "check", str(path))
+    else:
+        path = tmp_path / "voucher.cases.yaml"
+        path.write_text("- name: x\n  as_of: 2023-02-30\n  facts: {}\n  expected: {}\n")
+        code, out, err = run(capsys, "test", "--dir", str(tmp_path))
+    assert code != 0 and "Traceback" not in out + err
+    line = 3 if command == "check" else 2
+    assert f"{path}:{line}: not a date: 2023-02-30" in out + err
+
+
 def _write_rows(path, as_of):
     rows = [
         flatten(c.facts, as_of, entity_id=f"c{i}")

@@ -1,0 +1,147 @@
+"""Explaining one decision: the smallest change that meets a failing criterion, and how
+criteria of each role (requirement, exclusion, classification) read."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from kechuang.rules import evaluate
+from kechuang.rules.explain.render import render_text
+
+AS_OF = dt.date(2025, 6, 30)
+
+#: Three window years; R&D 4,400,000 over sales 150,000,000 (2.93 %), last-year sales
+#: 60,000,000, so the 4 % tier applies (32号 第十一条(五)2): 1,600,000 short.
+HTE = {
+    "registration_date": "2019-03-01",
+    "registered_in_mainland": True,
+    "resident_enterprise": True,
+    "tech_field_supported": True,
+    "major_incident_within_365d": False,
+    "ip": {"class1_count": 1, "class2_count_unused": 0, "any_self_developed": True},
+    "financials": {
+        "2022": {"sales_revenue": 40000000, "rd_expense": 1200000, "rd_expense_domestic": 1200000,
+                 "total_assets": 30000000, "total_liabilities": 10000000},
+        "2023": {"sales_revenue": 50000000, "rd_expense": 1500000, "rd_expense_domestic": 1500000,
+                 "total_assets": 35000000, "total_liabilities": 11000000},
+        "2024": {"sales_revenue": 60000000, "rd_expense": 1700000, "rd_expense_domestic": 1700000,
+                 "total_assets": 40000000, "total_liabilities": 12000000,
+                 "total_income": 61000000, "high_tech_income": 40000000,
+                 "staff_total": 100, "staff_sci_tech": 15},
+    },
+    "conversions": {"2022": 2, "2023": 2, "2024": 3},
+}  # fmt: skip
+
+
+def criterion(decision, name: str):
+    (found,) = [c for c in decision.evaluation.criteria if c.name == name]
+    return found
+
+
+def with_more_rd(facts: dict, extra: Decimal) -> dict:
+    """The facts with ``extra`` more R&D (all of it in China) in the last window year."""
+    changed = copy.deepcopy(facts)
+    year = changed["financials"]["2024"]
+    year["rd_expense"] = Decimal(year["rd_expense"]) + extra
+    year["rd_expense_domestic"] = Decimal(year["rd_expense_domestic"]) + extra
+    return changed
+
+
+def test_the_rd_ratio_below_its_tier_names_the_rd_expense_short_over_the_window():
+    decision = evaluate("hte", HTE, AS_OF)
+    rd = criterion(decision, "rd_ratio_meets_tier")
+    assert rd.outcome is False
+    (change,) = rd.flip["changes"]
+    assert change["subject"] == "rd_sum" and change["direction"] == "increase"
+    assert change["by"] == 1600000
+    assert change["text_zh"] == "近三个会计年度研究开发费用总额（元）：需增加至少 1,600,000.00"
+    assert change["text_en"].startswith("R&D expense over the window years")
+    assert "at least 1,600,000.00" in change["text_en"]
+    assert "→ 近三个会计年度研究开发费用总额（元）：需增加至少 1,600,000.00" in render_text(
+        decision.evaluation, "zh"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sales_2024", "gap"),
+    [
+        # 4 % of 150,000,000.10 is 6,000,000.004: a change in whole fen must reach 0.01 more.
+        (Decimal("60000000.10"), Decimal("1600000.01")),
+        (Decimal("60000000"), Decimal("1600000.00")),
+        (Decimal("60000024.99"), Decimal("1600001.00")),
+    ],
+)
+def test_the_smallest_change_is_in_whole_fen_and_exactly_enough(sales_2024, gap):
+    facts = copy.deepcopy(HTE)
+    facts["financials"]["2024"]["sales_revenue"] = sales_2024
+    (change,) = criterion(evaluate("hte", facts, AS_OF), "rd_ratio_meets_tier").flip["changes"]
+    assert Decimal(str(change["by"])) == gap
+    assert change["strict"] is False
+    # Enough, and one fen less is not: the change is the smallest.
+    enough = evaluate("hte", with_more_rd(facts, gap), AS_OF)
+    assert criterion(enough, "rd_ratio_meets_tier").outcome is True
+    short = evaluate("hte", with_more_rd(facts, gap - Decimal("0.01")), AS_OF)
+    assert criterion(short, "rd_ratio_meets_tier").outcome is False
+
+
+def test_no_change_is_offered_where_none_can_be_computed():
+    facts = copy.deepcopy(HTE)
+    for year in facts["financials"].values():
+        year["sales_revenue"] = 0  # no sales: the share cannot be shown to be met
+    rd = criterion(evaluate("hte", facts, AS_OF), "rd_ratio_meets_tier")
+    assert rd.outcome is False and rd.flip is None
+
+
+RD = {
+    "tax_year": 2021,
+    "resident_enterprise": True,
+    "accounting_sound": True,
+    "audit_based_cit_collection": True,
+    "industry": "software",
+    "rd_expense_expensed": 1000000,
+}
+
+
+def test_an_exclusion_that_does_not_apply_is_shown_as_passed_not_failed():
+    decision = evaluate("rd_super_deduction", RD, dt.date(2022, 5, 31))
+    excluded = criterion(decision, "negative_list_excluded")
+    assert decision.verdict == "eligible"
+    assert (excluded.outcome, excluded.passed, excluded.flip) == (False, True, None)
+    text = render_text(decision.evaluation, "en")
+    assert "✓ in a negative-list industry" in text and "does not apply" in text
+    trace = decision.to_dict()["trace"]["criteria"]
+    (row,) = [c for c in trace if c["id"] == "negative_list_excluded"]
+    assert (row["role"], row["outcome"], row["passed"]) == ("exclusion", False, True)
+
+
+def test_an_exclusion_that_applies_fails_and_offers_no_way_to_be_more_excluded():
+    facts = {**RD, "industry": "wholesale_retail", "negative_list_revenue_share": 0.6}
+    decision = evaluate("rd_super_deduction", facts, dt.date(2022, 5, 31))
+    excluded = criterion(decision, "negative_list_excluded")
+    assert decision.verdict == "ineligible"
+    assert (excluded.outcome, excluded.passed) == (True, False)
+    assert "✗ 属于不适用加计扣除的行业" in render_text(decision.evaluation, "zh")
+
+
+def test_a_classification_neither_passes_nor_fails():
+    decision = evaluate("rd_super_deduction", RD, dt.date(2022, 5, 31))
+    group = criterion(decision, "manufacturing_enterprise")
+    assert (group.outcome, group.passed, group.flip) == (False, None, None)
+    assert "· manufacturing enterprise" in render_text(decision.evaluation, "en")
+
+
+def test_a_date_short_of_its_bound_is_given_as_the_date_to_reach():
+    facts = {
+        "certifications": {"hte_valid": True, "hte_first_issue_date": "2023-11-01"},
+        "in_serious_dishonesty_list": False,
+    }
+    decision = evaluate("district_hte_first_reward", facts, dt.date(2025, 6, 30))
+    recent = criterion(decision, "first_recognition_recent")
+    assert recent.outcome is False
+    (change,) = recent.flip["changes"]
+    assert change["bound"] == "2024-01-01"
+    assert change["text_en"].endswith("would need to be on or after 2024-01-01")
