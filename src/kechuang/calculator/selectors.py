@@ -357,7 +357,7 @@ def _change_text(policy: Policy, change: dict[str, Any], values: dict[str, Any],
     if is_date and target.denominator == 1:
         shown, now = _display_value(subject, int(target)), _display_value(subject, current)
     else:
-        money = column is not None and column.type == "money"
+        money = (column.type if column is not None else change.get("unit")) == "money"
         shown, now = display(target, money=money), display(current, money=money)
     if lang == "en":
         return f"{label}: {word} {shown} (now {now})"
@@ -367,6 +367,8 @@ def _change_text(policy: Policy, change: dict[str, Any], values: dict[str, Any],
 def _describe(policy: Policy, name: str, lang: str) -> str:
     if name in policy.inputs:
         return policy.inputs[name].description.get(lang)
+    if name in policy.labels:  # a derived value with a description (e.g. hte's rd_sum)
+        return policy.labels[name].get(lang)
     if name in policy.parameters:
         return policy.parameters[name].title.get(lang)
     if name == "as_of":

@@ -209,6 +209,15 @@ class Parameter:
         return None
 
     @property
+    def always(self) -> TimelineEntry | None:
+        """The one entry in force at every date, if the timeline is just that: then the
+        value is known whatever ``select_by`` gives, even an unknown date (RULES.md 5.3:
+        the municipal voucher ratio is 0.50 at any order date)."""
+        if len(self.entries) == 1 and self.entries[0].start == OPEN_START:
+            return self.entries[0] if self.entries[0].end is None else None
+        return None
+
+    @property
     def scale(self) -> int:
         """Decimal places of the most precise value (for exact integer SQL)."""
         return max((_decimal_places(e.value) for e in self.entries if e.value is not None), default=0)

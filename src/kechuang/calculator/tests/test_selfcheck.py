@@ -173,3 +173,24 @@ def test_two_eligible_rewards_that_may_not_be_combined_say_so(alice):
     assert giant.stacking and giant.stacking == hte_reward.stacking
     assert "不重复享受" in giant.stacking[0]
     assert checks["district_sh_sci_award_match"].stacking == []
+
+
+def test_a_short_rd_ratio_reads_as_rd_expense_over_the_window_in_yuan():
+    # The hte R&D condition is guarded against zero sales (a CASE); its smallest change is
+    # a derived value with a description, shown in money like an input.
+    from kechuang.rules.tests.test_explain import HTE
+
+    decision = evaluate("hte", HTE, dt.date(2025, 6, 30))
+    check = selectors.policy_check(decision)
+    rd = next(c for c in check.criteria if c.id == "rd_ratio_meets_tier")
+    assert rd.changes == ["近三个会计年度研究开发费用总额（元）：须不低于 6,000,000（目前 4,400,000）"]
+    excluded_rd = evaluate(
+        "rd_super_deduction",
+        {"tax_year": 2021, "resident_enterprise": True, "accounting_sound": True,
+         "audit_based_cit_collection": True, "industry": "software", "rd_expense_expensed": 1},
+        dt.date(2022, 5, 31),
+    )
+    view = next(
+        c for c in selectors.policy_check(excluded_rd).criteria if c.id == "negative_list_excluded"
+    )
+    assert (view.role, view.outcome, view.passed, view.changes) == ("exclusion", False, True, [])

@@ -478,7 +478,7 @@ class Compiler:
     def parameter(self, name: str) -> Sql:
         param = self.p.parameters[name]
         scale = param.scale
-        if param.select_by is None:
+        if param.select_by is None or param.always is not None:
             entry = param.at(self.as_of)
             if entry is None or entry.value is None:
                 return Sql(self.null_num(), "num", scale)

@@ -32,7 +32,11 @@ class _Subject:
 
     label: Text | None
     places: int | None  # decimal places it moves by (fen: 2, a count: 0); None: unknown
-    is_date: bool = False
+    unit: str | None = None  # money | count | number | share | date (None: unknown)
+
+    @property
+    def is_date(self) -> bool:
+        return self.unit == "date"
 
 
 def _gap(node: exp.Expression, ev: Evaluator, subjects: dict[str, _Subject]) -> dict | None:
@@ -60,7 +64,7 @@ def _gap(node: exp.Expression, ev: Evaluator, subjects: dict[str, _Subject]) -> 
     info = subjects.get(name, _Subject(None, None))
     label_zh, label_en = (info.label.zh, info.label.en) if info.label else (name, name)
     direction = "increase" if isinstance(node, _RAISE) else "decrease"
-    change: dict[str, Any] = {"subject": name, "direction": direction}
+    change: dict[str, Any] = {"subject": name, "direction": direction, "unit": info.unit}
     if info.is_date:
         # A date moves to a bound, not "by" a number of yyyymmdd units.
         bound = int(target)
@@ -94,22 +98,39 @@ def _gap(node: exp.Expression, ev: Evaluator, subjects: dict[str, _Subject]) -> 
 def _decimal_text(value: Fraction, places: int | None) -> str:
     if places is not None:
         return f"{Decimal(value.numerator) / Decimal(value.denominator):,.{places}f}"
-    return f"{float(value):,.6g}"
+    # Unknown unit: six decimals at most, never an exponent.
+    return f"{float(value):,.6f}".rstrip("0").rstrip(".")
 
 
 def _subjects(policy: Policy) -> dict[str, _Subject]:
     """Each input and labelled derived value, with the unit it moves by."""
     subjects = {
-        name: _Subject(inp.description, SCALES.get(inp.type), inp.type == "date")
+        name: _Subject(inp.description, SCALES.get(inp.type), inp.type)
         for name, inp in policy.inputs.items()
     }
     defs = policy.definitions()
     for name, label in policy.labels.items():
-        # A sum of amounts in fen moves in fen: the finest unit of the inputs it reads.
-        read = [policy.inputs[n] for n in policy.reads(defs[name]) if n in policy.inputs]
-        places = [SCALES[i.type] for i in read if i.type in SCALES and i.type != "date"]
-        subjects[name] = _Subject(label, max(places) if places else None)
+        unit = _sum_unit(defs[name].tree, policy)
+        subjects[name] = _Subject(label, None if unit is None else SCALES[unit], unit)
     return subjects
+
+
+def _sum_unit(tree: exp.Expression, policy: Policy) -> str | None:
+    """The unit of a value that adds up inputs of one kind (e.g. R&D over the window years,
+    ``CASE WHEN in_window_1 THEN fy1_rd_expense ELSE 0 END + …``): money moves in fen.
+    None for anything else: a product or quotient (a ratio) has no unit here."""
+    if any(tree.find_all(exp.Mul, exp.Div)):
+        return None
+    conditions = {id(n) for node in tree.find_all(exp.If) for n in node.this.walk()}
+    kinds = set()
+    for column in tree.find_all(exp.Column):
+        if id(column) in conditions:
+            continue
+        inp = policy.inputs.get(column.name)
+        if inp is None or inp.type not in SCALES or inp.type == "date":
+            return None
+        kinds.add(inp.type)
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _deciding(node: exp.Expression, ev: Evaluator, defs: dict, depth: int = 0) -> list | None:

@@ -171,7 +171,9 @@ class Evaluator:
 
     def _parameter(self, name: str) -> Fraction | None:
         param = self.policy.parameters[name]
-        if param.select_by is None:
+        if param.always is not None:
+            day = self.as_of  # the same value at any date, known or not
+        elif param.select_by is None:
             day = self.as_of
         else:
             key = self.interp(param.select_by.tree)

@@ -123,7 +123,7 @@ def test_an_exclusion_that_applies_fails_and_offers_no_way_to_be_more_excluded()
     decision = evaluate("rd_super_deduction", facts, dt.date(2022, 5, 31))
     excluded = criterion(decision, "negative_list_excluded")
     assert decision.verdict == "ineligible"
-    assert (excluded.outcome, excluded.passed) == (True, False)
+    assert (excluded.outcome, excluded.passed, excluded.flip) == (True, False, None)
     assert "✗ 属于不适用加计扣除的行业" in render_text(decision.evaluation, "zh")
 
 
