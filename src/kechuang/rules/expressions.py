@@ -56,6 +56,10 @@ FUNCTIONS = {
     "ROUND_DOWN_FEN": 1,  # money rounded down to the fen (分): subsidies never exceed the ratio
     "ROUND_HALF_UP_FEN": 1,  # money rounded half-up to the fen: tax amounts
     "DATE_MINUS_YEARS": 2,  # yyyymmdd date minus N years, for "valid N years from D" tests
+    # Whether an input was given at all, valid or not: an invalid value is unknown (RULES.md
+    # 0.4), so a rule for an *absent* input (e.g. "share absent: not manufacturing") must
+    # not apply to it.
+    "GIVEN": 1,
 }
 
 COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)

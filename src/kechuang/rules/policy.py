@@ -735,6 +735,14 @@ def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
         for band in ex.band_refs(e.tree):
             if band not in policy.bands:
                 raise PolicyFileError(str(policy.path), e.line, f"{where}: unknown band '{band}'")
+        for call in e.tree.find_all(exp.Anonymous):
+            arg = call.expressions[0] if call.expressions else None
+            if call.name.upper() == "GIVEN" and not (
+                isinstance(arg, exp.Column) and arg.name in policy.inputs
+            ):
+                raise PolicyFileError(
+                    str(policy.path), e.line, f"{where}: GIVEN() takes an input name"
+                )
 
     for name, e in defs.items():
         check(e, name)

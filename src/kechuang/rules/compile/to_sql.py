@@ -331,7 +331,7 @@ class Compiler:
         ):
             return all(self._numeric(c, seen) for c in node.iter_expressions())
         # BAND_* lookups, ROUND_*_FEN, DATE_MINUS_YEARS: numbers
-        return isinstance(node, exp.Anonymous) and node.name.upper() != "BAND_LABEL"
+        return isinstance(node, exp.Anonymous) and node.name.upper() not in ("BAND_LABEL", "GIVEN")
 
     def _product_of_variables(self, tree: exp.Expression) -> bool:
         def variable(t: exp.Expression) -> bool:
@@ -752,6 +752,12 @@ class Compiler:
             return self.ratio_estimate(name, args[0], args[1])
         if name.startswith("BANDPICK_"):
             return self.band_pick("BAND_" + name.removeprefix("BANDPICK_"), args[0].name, args[1])
+        if name == "GIVEN":
+            # Given, valid or not: an invalid value was nulled in the clean layer.
+            col = args[0].name
+            if col not in self.p.inputs:
+                raise CompileError(f"GIVEN() takes an input name, not '{col}'")
+            return Sql(f"({_ident(col)} IS NOT NULL OR {_ident('__inv_' + col)})", "bool")
         if name == "DATE_MINUS_YEARS":
             d, years = self.expr(args[0]), self.expr(args[1])
             return Sql(f"({self.rescale(d, 0)} - 10000 * {self.rescale(years, 0)})", "num", 0)

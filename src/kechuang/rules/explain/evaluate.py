@@ -92,7 +92,12 @@ class Evaluator:
         self.clean = {
             name: (None if name in self.invalid else value) for name, value in self.raw.items()
         }
-        self.interp = Interpreter(self.lookup, policy.bands)
+        unusable = set(self.invalid)  # fixed here: reporting below may drop some
+        self.interp = Interpreter(
+            self.lookup,
+            policy.bands,
+            given=lambda name: self.raw.get(name) is not None or name in unusable,
+        )
         # An invalid input the derived values show no rule reads stays unknown but is
         # not reported (RULES.md 4.5: only a *needed* input makes the decision needs_data).
         self.ignored = {

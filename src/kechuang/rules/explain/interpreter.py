@@ -73,9 +73,13 @@ def half_up_fen(x: Fraction) -> Fraction:
 class Interpreter:
     """Evaluates one expression tree, reading names through ``lookup``."""
 
-    def __init__(self, lookup: Lookup, bands: dict[str, Band]) -> None:
+    def __init__(
+        self, lookup: Lookup, bands: dict[str, Band], given: Callable[[str], bool] | None = None
+    ) -> None:
         self.lookup = lookup
         self.bands = bands
+        # GIVEN(x): the input was given, valid or not (default: its value is known).
+        self.given = given or (lambda name: lookup(name) is not None)
 
     def __call__(self, node: exp.Expression) -> Any:
         # Hot nodes go through closures built once per tree node (explaining one
@@ -218,6 +222,8 @@ class Interpreter:
     def _Anonymous(self, n: exp.Anonymous) -> Any:
         name = n.name.upper()
         args = n.expressions
+        if name == "GIVEN":
+            return self.given(args[0].name)
         if name.startswith("BAND_"):
             band = self.bands[args[0].name]
             x = self(args[1])

@@ -42,6 +42,7 @@ def test_static_check_names_file_line_and_reason(name, line, words):
         ("indentation.yaml", 5, ["invalid YAML"]),
         ("timeline_second_open_start.yaml", 7, ["parameter ratio", "only the first value"]),
         ("relevance_on_itself.yaml", 6, ["input ip_class1_count", "relevant_when depends on", "ip_class1_count"]),
+        ("given_not_input.yaml", 7, ["asked", "GIVEN() takes an input name"]),
     ],
 )
 def test_a_bad_file_fails_to_load_with_file_line_and_reason(name, line, words):
