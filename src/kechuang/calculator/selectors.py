@@ -28,6 +28,7 @@ from kechuang.registry import access as registry_access
 from kechuang.registry.models import Enterprise
 from kechuang.registry.selectors import enterprise_facts_rows
 from kechuang.rules import Decision, Policy, get_policy, policy_ids
+from kechuang.rules.explain.render import ROLE_TEXT
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
 from kechuang.rules.policy import load_yaml
 
@@ -112,6 +113,7 @@ class CriterionView:
     #: requirement | exclusion (true excludes) | classification (picks a group)
     role: str
     passed: bool | None  # for an exclusion, its outcome negated; None for a classification
+    badge: str  # the outcome as it reads for the role: "✓ 满足", "✓ 不属于", "· 否" …
     values: list[tuple[str, str, str]]  # (name, description, value as text)
     parameters: list[dict[str, Any]]  # name, title, value, since, until, article
     changes: list[str]  # what would have to change (flip), in the user's language
@@ -402,6 +404,8 @@ def policy_check(
                 outcome=c.outcome,
                 role=c.role,
                 passed=c.passed,
+                badge=" ".join(ROLE_TEXT[c.role][c.outcome][::2] if lang == "en"
+                               else ROLE_TEXT[c.role][c.outcome][:2]),
                 values=[
                     (name, _describe(policy, name, lang), _display_value(name, value))
                     for name, value in c.values.items()

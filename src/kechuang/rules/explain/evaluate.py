@@ -176,10 +176,8 @@ class Evaluator:
 
     def _parameter(self, name: str) -> Fraction | None:
         param = self.policy.parameters[name]
-        if param.always is not None:
-            day = self.as_of  # the same value at any date, known or not
-        elif param.select_by is None:
-            day = self.as_of
+        if param.select_by is None or param.always is not None:
+            day = self.as_of  # (a value in force at every date is known without its key)
         else:
             key = self.interp(param.select_by.tree)
             if key is None:
