@@ -747,6 +747,17 @@ def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
     for name, e in defs.items():
         check(e, name)
     for inp in policy.inputs.values():
+        for raw in (inp.invalid_when, inp.relevant_when):
+            # These decide which inputs are invalid: GIVEN() (given, valid or not) cannot
+            # be read before that is known.
+            if raw is not None and any(
+                c.name.upper() == "GIVEN" for c in raw.tree.find_all(exp.Anonymous)
+            ):
+                raise PolicyFileError(
+                    str(policy.path),
+                    raw.line,
+                    f"input {inp.name}: GIVEN() is not allowed in invalid_when/relevant_when",
+                )
         if inp.invalid_when is not None:
             unknown = inp.invalid_when.names - set(policy.inputs) - {"as_of", "as_of_year"}
             if unknown:
