@@ -11,6 +11,7 @@ from typing import Any
 
 from kechuang.rules.explain.interpreter import Interpreter
 from kechuang.rules.facts import COLUMNS_BY_NAME, MALFORMED, date_int
+from kechuang.rules.numbers import decimal_places, json_number
 from kechuang.rules.policy import Expr, Policy, TimelineEntry
 
 VERDICTS = ("ineligible", "needs_data", "needs_review", "eligible")
@@ -296,13 +297,16 @@ def _parameters_read(policy: Policy, e: Expr, seen: set[str] | None = None) -> s
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-ready number: int when whole, else a float of the exact decimal."""
+    """A JSON-ready number: int when whole, else the float of the exact decimal."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     f = Fraction(value)
     if f.denominator == 1:
         return int(f)
-    return float(Decimal(f.numerator) / Decimal(f.denominator))
+    places = decimal_places(f)
+    if places is None:  # a repeating decimal (10/3) has no exact text: its float will do
+        return float(f)
+    return json_number(Decimal(f"{f.numerator * 10**places // f.denominator}e-{places}"))
 
 
 def _shape(value: Any, typ: str) -> Any:
@@ -312,7 +316,7 @@ def _shape(value: Any, typ: str) -> Any:
         # Exactly: half-up (away from zero) at 6 decimals, never through a binary float.
         f = Fraction(value)
         scaled = math.floor(abs(f) * 10**6 + Fraction(1, 2))
-        return float(Decimal(scaled if f >= 0 else -scaled).scaleb(-6))
+        return json_number(Decimal(f"{scaled if f >= 0 else -scaled}e-6"))
     if typ == "text":
         return str(value)
     return _plain(value)

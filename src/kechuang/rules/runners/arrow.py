@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from kechuang.rules.compile.to_sql import CompiledPolicy
 from kechuang.rules.facts import FLAT_COLUMNS, typed
+from kechuang.rules.numbers import json_number
 
 _ARROW = {
     "money": pa.decimal128(18, 2),
@@ -43,7 +44,7 @@ def _number(value: Any) -> Any:
     d = Decimal(value)
     if d == d.to_integral_value():
         return int(d)
-    return float(d)
+    return json_number(d)
 
 
 def decode(compiled: CompiledPolicy, row: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +79,10 @@ def decode(compiled: CompiledPolicy, row: dict[str, Any]) -> dict[str, Any]:
         elif typ == "bool":
             value = None if value is None else bool(value)
         elif typ == "ratio":
-            value = None if value is None else round(float(value), 6)
+            # A float even when whole, as in process; exact where a float alone is not.
+            if isinstance(value, float):
+                value = Decimal(repr(round(value, 6)))
+            value = None if value is None else json_number(Decimal(value))
         elif typ != "text":
             value = _number(value)
         put(path, value)
