@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from kechuang.rules.errors import MalformedFacts
-from kechuang.rules.facts import flatten
+from kechuang.rules.facts import COLUMNS_BY_NAME, flatten
 from kechuang.rules.policy import POLICY_DIR, load_yaml
+
+#: Amounts from here on are past what the compiled queries take (see ``beyond_sql_range``).
+SQL_AMOUNT_LIMIT = Decimal(10) ** 14
 
 
 @dataclass(frozen=True)
@@ -30,14 +33,28 @@ class Case:
     line: int | None
 
     @property
-    def fits_flat_row(self) -> bool:
-        """Whether every fact fits its flat-row type, so the SQL engines can run the case
-        too (a count of 2.5 cannot be stored as a count: only ``evaluate`` reports it)."""
+    def runs_on_sql(self) -> bool:
+        """Whether the SQL engines can run the case too: every fact fits its flat-row type
+        (a count of 2.5 cannot be stored as a count: only ``evaluate`` reports it) and no
+        amount is past the compiled queries' range (``beyond_sql_range``)."""
         try:
             flatten(self.facts, self.as_of)
         except MalformedFacts:
             return False
-        return True
+        return not self.beyond_sql_range
+
+    @property
+    def beyond_sql_range(self) -> bool:
+        """An amount of ¥10^14 or more: DuckDB stops on it with an overflow, SQLite's 64-bit
+        integers lose it (docs/policy-language.md, known limits); ``evaluate`` is exact."""
+        row = flatten(self.facts, self.as_of, lenient=True)
+        return any(
+            isinstance(value, Decimal)
+            and name in COLUMNS_BY_NAME
+            and COLUMNS_BY_NAME[name].type in ("money", "number")
+            and abs(value) >= SQL_AMOUNT_LIMIT
+            for name, value in row.items()
+        )
 
 
 def _plain(value: Any) -> Any:

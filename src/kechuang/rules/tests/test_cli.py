@@ -130,7 +130,7 @@ def test_an_impossible_date_in_a_file_is_named_with_its_line(capsys, tmp_path, c
 def _write_rows(path, as_of):
     rows = [
         flatten(c.facts, as_of, entity_id=f"c{i}")
-        for i, c in enumerate(load_cases()) if c.policy == "voucher" and c.fits_flat_row
+        for i, c in enumerate(load_cases()) if c.policy == "voucher" and c.runs_on_sql
     ]
     pq.write_table(rows_to_arrow(rows), path)
     return rows
@@ -238,7 +238,7 @@ def test_run_file_all_policies_in_one_pass(tmp_path):
     from kechuang.rules.runners.duckdb_runner import run_file
 
     as_of = dt.date(2025, 6, 30)
-    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases()) if c.fits_flat_row]
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases()) if c.runs_on_sql]
     src = tmp_path / "in.parquet"
     pq.write_table(rows_to_arrow(rows), src)
     ids = policy_ids()
@@ -288,7 +288,7 @@ def test_run_reads_a_finer_decimal_column_whose_values_are_whole_fen(tmp_path):
 
     as_of = dt.date(2024, 6, 1)
     rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())
-            if c.policy == "voucher" and c.fits_flat_row]
+            if c.policy == "voucher" and c.runs_on_sql]
     table = rows_to_arrow(rows)
     i = table.schema.get_field_index("contract_amount")
     table = table.set_column(i, "contract_amount", table.column(i).cast(pa.decimal128(20, 4)))

@@ -331,7 +331,7 @@ def test_sql_equals_in_process(policy_id: str, engine: str) -> None:
     _differential(policy_id, engine)
 
 
-CASES = [c for c in load_cases() if c.policy in POLICIES and c.fits_flat_row]
+CASES = [c for c in load_cases() if c.policy in POLICIES and c.runs_on_sql]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

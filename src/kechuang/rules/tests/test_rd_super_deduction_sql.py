@@ -8,7 +8,7 @@ from kechuang.rules import flatten, get_policy
 from kechuang.rules.cases import load_cases
 from kechuang.rules.explain.evaluate import evaluate_row
 
-CASES = [c for c in load_cases() if c.policy == "rd_super_deduction" and c.fits_flat_row]
+CASES = [c for c in load_cases() if c.policy == "rd_super_deduction" and c.runs_on_sql]
 
 duckdb_runner = pytest.importorskip("kechuang.rules.runners.duckdb_runner")
 

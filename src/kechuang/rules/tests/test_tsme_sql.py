@@ -9,7 +9,7 @@ from kechuang.rules.cases import load_cases
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.runners.duckdb_runner import run_rows
 
-CASES = [c for c in load_cases() if c.policy == "tsme" and c.fits_flat_row]
+CASES = [c for c in load_cases() if c.policy == "tsme" and c.runs_on_sql]
 
 
 def test_there_are_tsme_cases():
