@@ -15,7 +15,7 @@ from typing import Any
 
 from kechuang.calculator import law
 from kechuang.errors import KechuangError
-from kechuang.rules import Decision, MalformedFacts, UnknownPolicy, get_policy
+from kechuang.rules import Decision, MalformedFacts, NotInForce, UnknownPolicy, get_policy
 
 #: A nested path splits at single dots; ``2022-01-01..2022-09-30`` is one key.
 _PATH_SPLIT = re.compile(r"(?<!\.)\.(?!\.)")
@@ -34,6 +34,8 @@ def calculator_try(*, policy_id: str, facts: Mapping[str, Any], as_of: dt.date) 
         return law.evaluate(policy_id, facts, as_of)
     except MalformedFacts as exc:
         raise KechuangError(str(exc), field=getattr(exc, "field", None)) from None
+    except NotInForce as exc:
+        raise KechuangError(str(exc), field="as_of") from None
 
 
 def nested_from_paths(values: Mapping[str, Any]) -> dict[str, Any]:

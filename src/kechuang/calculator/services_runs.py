@@ -36,7 +36,7 @@ from kechuang.calculator.models_runs import (
 )
 from kechuang.errors import KechuangError
 from kechuang.registry.selectors import enterprise_list
-from kechuang.rules import get_policy
+from kechuang.rules import NotInForce, get_policy
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,12 @@ def mianshen_run_start(
     ids = runs.check_policies(policies)
     if not isinstance(as_of, dt.date):
         raise KechuangError("as_of must be a date", field="as_of")
+    for pid in ids:
+        # Refused now, not as a failed run: every decision would be needs_data naming nothing.
+        try:
+            law.policy_in_force(pid).require_in_force(as_of)
+        except NotInForce as exc:
+            raise KechuangError(str(exc), field="as_of") from None
     if reform is not None and reform.policy_id not in ids:
         raise KechuangError("the reform's policy is not in the run", field="policies")
     with transaction.atomic():

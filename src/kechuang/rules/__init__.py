@@ -12,7 +12,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kechuang.rules.errors import MalformedFacts, PolicyFileError, RulesError, UnknownPolicy
+from kechuang.rules.errors import (
+    MalformedFacts,
+    NotInForce,
+    PolicyFileError,
+    RulesError,
+    UnknownPolicy,
+)
 from kechuang.rules.explain.decision import Decision
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.facts import flatten
@@ -21,6 +27,7 @@ from kechuang.rules.policy import POLICY_DIR, Policy, load_policy
 __all__ = [
     "Decision",
     "MalformedFacts",
+    "NotInForce",
     "Policy",
     "PolicyFileError",
     "RulesError",

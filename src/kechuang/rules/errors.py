@@ -38,3 +38,18 @@ class MalformedFacts(RulesError):
 class UnknownDialect(RulesError):
     def __init__(self, dialect: str, known: list[str]) -> None:
         super().__init__(f"unknown SQL dialect '{dialect}' (known: {', '.join(known)})")
+
+
+class NotInForce(RulesError):
+    """An as-of date on which the policy has no rules in force (e.g. hte before 2016)."""
+
+    def __init__(self, policy_id: str, as_of: str, parameter: str, since: str | None) -> None:
+        self.policy_id = policy_id
+        self.as_of = as_of
+        since_zh = f"，自 {since} 起施行" if since else ""
+        since_en = f"; in force from {since}" if since else ""
+        super().__init__(
+            f"政策 {policy_id} 在 {as_of} 没有生效的规则（参数 {parameter} 无生效值{since_zh}） "
+            f"policy {policy_id} has no rules in force on {as_of} (parameter {parameter} has "
+            f"no value{since_en})"
+        )

@@ -21,7 +21,7 @@ import yaml
 from sqlglot import exp
 
 from kechuang.rules import expressions as ex
-from kechuang.rules.errors import PolicyFileError
+from kechuang.rules.errors import NotInForce, PolicyFileError
 from kechuang.rules.facts import COLUMNS_BY_NAME
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -347,6 +347,19 @@ class Policy:
                 seen.add(name)
                 todo.extend(defs[name].names if name in defs else ())
         return seen
+
+    def require_in_force(self, as_of: dt.date) -> None:
+        """Refuse an as-of date on which a parameter read by date has no value.
+
+        Such a day is outside the policy's rules (hte before 2016-01-01, when the 2008
+        办法 applied): evaluating it would give ``needs_data`` naming no input (RULES.md 0.2).
+        Parameters selected per row (a tax year, an order date) may be unknown by design.
+        """
+        for param in self.parameters.values():
+            if param.select_by is None and param.at(as_of) is None:
+                later = [e.start for e in param.entries if e.start > as_of]
+                since = min(later).isoformat() if later else None
+                raise NotInForce(self.id, as_of.isoformat(), param.name, since)
 
     @cached_property
     def decided_relevance(self) -> frozenset[str]:

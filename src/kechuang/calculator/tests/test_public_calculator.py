@@ -146,3 +146,20 @@ def test_the_2022_split_is_entered_per_period_and_named_as_one_field(client, db)
     check = client.post("/calculator/try/rd_super_deduction/", form).context["check"]
     assert check.verdict == "needs_data"
     assert [m.path for m in check.missing] == ["rd_expense_expensed_by_period"]
+
+
+def test_a_date_before_the_policy_has_rules_is_refused_naming_as_of(client, db):
+    # hte's rules start on 2016-01-01: an earlier date is refused, not answered with a
+    # needs_data that names no missing input.
+    response = client.post(
+        "/api/calculator/try/hte",
+        {"facts": {}, "as_of": "2015-06-30"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "2016-01-01" in response.content.decode()
+    assert "as_of" in response.content.decode()
+    ok = client.post(
+        "/api/calculator/try/hte", {"facts": {}, "as_of": "2016-06-30"}, content_type="application/json"
+    )
+    assert ok.status_code == 200

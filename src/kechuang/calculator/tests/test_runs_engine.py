@@ -100,3 +100,13 @@ def test_a_run_outside_a_transaction_gives_the_same_results(staff_zhang, immedia
     for row in enterprise_facts_rows(as_of=AS_OF):
         for pid in ids:
             assert stored[(row["entity_id"], pid)] == evaluate_flat(pid, row, AS_OF).verdict
+
+
+@pytest.mark.django_db
+def test_a_run_before_a_policy_has_rules_is_refused_and_nothing_is_queued(staff_zhang):
+    from kechuang.errors import KechuangError
+
+    with pytest.raises(KechuangError) as caught:
+        mianshen_run_start(policies=["hte"], as_of=dt.date(2015, 6, 30), actor=staff_zhang)
+    assert caught.value.field == "as_of" and "2016-01-01" in str(caught.value)
+    assert not MianshenRun.objects.exists()

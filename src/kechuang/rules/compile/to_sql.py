@@ -80,6 +80,7 @@ class CompiledPolicy:
 
 class Compiler:
     def __init__(self, policy: Policy, as_of: dt.date, dialect: Dialect) -> None:
+        policy.require_in_force(as_of)
         self.p = policy
         self.as_of = as_of
         self.d = dialect

@@ -135,7 +135,7 @@ def _sum_unit(tree: exp.Expression, policy: Policy) -> str | None:
 
 def _deciding(node: exp.Expression, ev: Evaluator, defs: dict, depth: int = 0) -> list | None:
     """The false comparisons that make a false condition false, or None if some other
-    shape decides it. Follows derived names and the branch a CASE took: a criterion
+    shape decides it or an unknown part would still stand in the way. Follows derived names and the branch a CASE took: a criterion
     guarded against a zero denominator (``CASE WHEN d = 0 THEN FALSE ELSE n / d >= t
     END``) fails by its comparison when ``d`` is not 0, and by nothing computable when it
     is."""
@@ -145,7 +145,11 @@ def _deciding(node: exp.Expression, ev: Evaluator, defs: dict, depth: int = 0) -
     if isinstance(node, exp.And):
         found: list = []
         for part in conjuncts(node):
-            if ev.interp(part) is False:
+            value = ev.interp(part)
+            if value is None:
+                # Fixing the false parts would leave it unknown, not passing: no flip.
+                return None
+            if value is False:
                 inner = _deciding(part, ev, defs, depth + 1)
                 if inner is None:
                     return None

@@ -81,6 +81,7 @@ class Evaluator:
     """Lazily evaluates every name of a policy for one flat row (memoised)."""
 
     def __init__(self, policy: Policy, row: dict[str, Any], as_of: dt.date) -> None:
+        policy.require_in_force(as_of)
         self.policy = policy
         self.as_of = as_of
         self.raw = {

@@ -193,6 +193,8 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
         (["explain", "--policy", "voucher", "--facts", "{missing}", "--as-of", "2024-06-01"], ["not found"]),
         (["explain", "--policy", "voucher", "--facts", "{facts}", "--as-of", "2024-02-30"], ["日期无效", "invalid date"]),
         (["explain", "--policy", "voucher"], ["bad arguments"]),
+        (["explain", "--policy", "hte", "--facts", "{facts}", "--as-of", "2015-12-31"], ["没有生效的规则", "no rules in force", "2016-01-01"]),
+        (["sql", "--policy", "hte", "--dialect", "duckdb", "--as-of", "2015-12-31"], ["no rules in force", "2016-01-01"]),
         (["sql", "--policy", "voucher", "--dialect", "oracle", "--as-of", "2024-01-01"], ["unknown dialect"]),
         (["sql", "--policy", "nope", "--dialect", "duckdb", "--as-of", "2024-01-01"], ["unknown policy"]),
         (["sql", "--policy", "voucher", "--dialect", "duckdb", "--as-of", "yesterday"], ["invalid date"]),

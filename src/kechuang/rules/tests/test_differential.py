@@ -25,6 +25,7 @@ from sqlglot import exp
 from kechuang.rules import flatten, get_policy, policy_ids
 from kechuang.rules.cases import load_cases
 from kechuang.rules.compile import to_sql
+from kechuang.rules.errors import NotInForce
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.explain.interpreter import literal
 from kechuang.rules.facts import COLUMNS_BY_NAME
@@ -88,7 +89,16 @@ def _as_of_dates(policy_id: str) -> list[dt.date]:
     # The as-of date selects the fiscal years and folds the parameters: the parameter
     # change days matter, plus ordinary days in recent years.
     base = [dt.date(y, m, d) for y in (2019, 2022, 2023, 2024, 2025) for m, d in ((1, 1), (6, 30), (12, 31))]
-    return sorted(set(base) | {d for d in _dates(policy_id) if d.year >= 2009})
+    return sorted(d for d in set(base) | {d for d in _dates(policy_id) if d.year >= 2009} if _in_force(policy_id, d))
+
+
+def _in_force(policy_id: str, day: dt.date) -> bool:
+    # Days before a policy's rules start are refused by both paths (test_parameters.py).
+    try:
+        get_policy(policy_id).require_in_force(day)
+    except NotInForce:
+        return False
+    return True
 
 
 def _money(max_amount: Decimal | None) -> st.SearchStrategy[Decimal]:

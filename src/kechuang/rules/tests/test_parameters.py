@@ -73,3 +73,31 @@ def test_once_the_ratio_changes_the_order_date_decides_it(engine):
     assert ratio({**MUNICIPAL, "order_date": "2025-06-01"}) == 0.5
     assert ratio({**MUNICIPAL, "order_date": "2026-01-01"}) == 0.6
     assert ratio(MUNICIPAL) is None  # now it depends on the unknown date
+
+
+@pytest.mark.parametrize("run", ["evaluate", "compile"])
+def test_a_day_before_the_rules_start_is_refused_not_decided(run):
+    # hte's parameters start on 2016-01-01 (the 2016 办法): earlier, both paths refuse the
+    # date instead of answering needs_data with no input named (RULES.md 0.2).
+    from kechuang.rules.errors import NotInForce
+
+    def go(day: dt.date):
+        if run == "evaluate":
+            return evaluate("hte", {}, day).verdict
+        return compile_sql(get_policy("hte"), day, "duckdb").sql
+
+    with pytest.raises(NotInForce) as caught:
+        go(dt.date(2015, 12, 31))
+    assert "min_days_registered" in str(caught.value) and "2016-01-01" in str(caught.value)
+    assert go(dt.date(2016, 1, 1))
+
+
+def test_a_parameter_chosen_per_row_may_still_be_unknown_by_design():
+    # rd's 2022 Q4 ratio is chosen by tax year: other years simply have none.
+    decision = evaluate(
+        "rd_super_deduction",
+        {"tax_year": 2019, "resident_enterprise": True, "accounting_sound": True,
+         "audit_based_cit_collection": True, "industry": "software", "rd_expense_expensed": 100},
+        dt.date(2020, 5, 31),
+    )
+    assert decision.verdict == "eligible"
