@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -18,10 +20,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 
 from kechuang.accounts import roles, tokens
 from kechuang.errors import KechuangError
+from kechuang.rules.explain.decision import dumps_exact
 
 
 class BearerToken(HttpBearer):
@@ -36,6 +41,21 @@ class BearerToken(HttpBearer):
         return user
 
 
+class ExactJSONParser(Parser):
+    """JSON numbers read through their decimal text (RULES.md 0.5): a 16-digit amount
+    must reach the rules engine as sent, not as the nearest binary float."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return json.loads(request.body, parse_float=Decimal)
+
+
+class ExactJSONRenderer(JSONRenderer):
+    """An amount beyond a double's digits (``ExactFloat``) goes out as its exact decimal."""
+
+    def render(self, request: HttpRequest, data: Any, *, response_status: int) -> Any:
+        return dumps_exact(data, cls=self.encoder_class, **self.json_dumps_params)
+
+
 api = NinjaAPI(
     title="kechuang API",
     version="1",
@@ -43,6 +63,8 @@ api = NinjaAPI(
     "Authenticate with `Authorization: Bearer <token>` (`kechuang token create USER`).",
     urls_namespace="api",
     auth=BearerToken(),
+    parser=ExactJSONParser(),
+    renderer=ExactJSONRenderer(),
 )
 
 

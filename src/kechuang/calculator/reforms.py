@@ -24,7 +24,7 @@ from kechuang.calculator import law, runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun, Reform
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.errors import KechuangError
-from kechuang.rules import Decision
+from kechuang.rules import Decision, NotInForce
 from kechuang.rules.explain.evaluate import evaluate_row
 
 
@@ -190,8 +190,12 @@ def explain_result(run: MianshenRun, result: MianshenResult) -> Decision | None:
     row = runs.stored_facts_row(run.pk, result.credit_code)
     if row is None:
         return None
-    if run.reform_id and run.reform.policy_id == result.policy_id:
-        policy = runs.resolve_policy(result.policy_id, run.reform.overrides, run.as_of)
-        policy = runs.policy_as_recorded(run, result.policy_id, policy)
-        return Decision(evaluate_row(policy, row, run.as_of))
-    return law.evaluate_flat(runs.policy_as_recorded(run, result.policy_id), row, run.as_of)
+    try:
+        if run.reform_id and run.reform.policy_id == result.policy_id:
+            policy = runs.resolve_policy(result.policy_id, run.reform.overrides, run.as_of)
+            policy = runs.policy_as_recorded(run, result.policy_id, policy)
+            return Decision(evaluate_row(policy, row, run.as_of))
+        return law.evaluate_flat(runs.policy_as_recorded(run, result.policy_id), row, run.as_of)
+    except NotInForce as exc:
+        # A run stored before such dates were refused at its start: it cannot be explained.
+        raise KechuangError(str(exc), field="as_of") from None

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
@@ -119,7 +120,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _policy(args.policy)
     path = Path(args.facts)
     try:
-        facts = json.loads(path.read_text(encoding="utf-8"))
+        # Numbers through their decimal text (RULES.md 0.5), never a binary float.
+        facts = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except FileNotFoundError:
         raise BadInput(f"找不到事实文件 facts file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -425,6 +425,14 @@ class _Reader:
             return Text(value, value)
         if not isinstance(value, dict) or not {"zh", "en"} <= set(value):
             raise self.fail(node, f"{where}: '{key}' needs zh and en", key)
+        extra = set(value) - {"zh", "en"}
+        if extra:
+            # `{zh: 上限（5,000万元）, en: …}` splits at the comma into a cut text and a key.
+            raise self.fail(
+                value,
+                f"{where}: '{key}' has keys other than zh and en ({', '.join(map(str, extra))}):"
+                " quote a text that holds a comma",
+            )
         return Text(str(value["zh"]), str(value["en"]))
 
     def expr(self, node: Any, key: str, where: str) -> Expr:

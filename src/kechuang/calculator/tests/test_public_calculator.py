@@ -163,3 +163,18 @@ def test_a_date_before_the_policy_has_rules_is_refused_naming_as_of(client, db):
         "/api/calculator/try/hte", {"facts": {}, "as_of": "2016-06-30"}, content_type="application/json"
     )
     assert ok.status_code == 200
+
+
+def test_the_api_reads_and_answers_amounts_beyond_a_double_exactly(client, db):
+    # ¥99,999,999,999,999.99 of 2019 R&D at 75 %: a binary float loses the last fen on the
+    # way in (…999.98) and on the way out (…999.97 for the total).
+    body = (
+        '{"as_of": "2020-05-31", "facts": {"tax_year": 2019, "resident_enterprise": true,'
+        ' "accounting_sound": true, "audit_based_cit_collection": true, "industry": "software",'
+        ' "rd_expense_expensed": 99999999999999.99}}'
+    )
+    response = client.post("/api/calculator/try/rd_super_deduction", body, content_type="application/json")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert '"additional_deduction": 74999999999999.99' in text
+    assert '"total_pre_tax_deduction": 174999999999999.98' in text

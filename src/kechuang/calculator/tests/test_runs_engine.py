@@ -110,3 +110,34 @@ def test_a_run_before_a_policy_has_rules_is_refused_and_nothing_is_queued(staff_
         mianshen_run_start(policies=["hte"], as_of=dt.date(2015, 6, 30), actor=staff_zhang)
     assert caught.value.field == "as_of" and "2016-01-01" in str(caught.value)
     assert not MianshenRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_result_of_a_run_stored_before_such_dates_were_refused_is_refused_not_a_500(
+    staff_zhang, immediate_tasks, django_capture_on_commit_callbacks, client, monkeypatch
+):
+    from kechuang.accounts.tokens import token_create
+    from kechuang.rules.policy import Policy
+
+    demo_build(count=5)
+    # A run stored before run starts refused a day the rules do not cover.
+    monkeypatch.setattr(Policy, "require_in_force", lambda self, day: None)
+    run = start(
+        django_capture_on_commit_callbacks,
+        policies=["district_hte_first_reward"],
+        as_of=dt.date(2019, 6, 30),
+        actor=staff_zhang,
+    )
+    monkeypatch.undo()
+    result = run.results.first()
+    client.force_login(staff_zhang)
+    page = client.get(f"/calculator/runs/{run.pk}/results/{result.pk}/")
+    # Refused as a result that no longer follows from its inputs is (409), with the reason.
+    assert page.status_code == 409
+    assert "no rules in force on 2019-06-30" in page.content.decode()
+    _, token = token_create(user=staff_zhang)
+    api = client.get(
+        f"/api/mianshen/runs/{run.pk}/results/{result.pk}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert api.status_code == 400, api.content
+    assert "no rules in force" in api.json()["message"] and api.json()["extra"]["field"] == "as_of"

@@ -1,11 +1,21 @@
-"""Readable explanations of a decision, in Chinese and English."""
+"""Readable explanations of a decision, in Chinese and English.
+
+Every number is shown exactly as the engine decided on it (never through a float): a
+money amount one fen over a bound must not read as equal to it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from kechuang.rules.numbers import decimal_places
 
 if TYPE_CHECKING:
-    from kechuang.rules.explain.evaluate import Evaluation
+    from kechuang.rules.explain.evaluate import Evaluation, ParameterUse
+    from kechuang.rules.policy import Policy
 
 VERDICT_TEXT = {
     "eligible": ("符合", "eligible"),
@@ -31,26 +41,134 @@ ROLE_TEXT = {
         None: ("?", "未知", "unknown"),
     },
 }
+#: Units (input types, parameter units) shown as a percentage too, or to the fen. Outputs
+#: typed "ratio" are not all shares (an average count, a growth rate): shown as computed.
+_RATIO_UNITS = {"ratio", "share"}
+_MONEY_UNITS = {"money", "yuan"}
 
 
-def _fmt(value: object) -> str:
+def _decimal(value: Any) -> Fraction | None:
+    if isinstance(value, bool | str) or value is None:
+        return None
+    if isinstance(value, float):  # an output: its repr is its exact decimal (ExactFloat too)
+        return Fraction(Decimal(repr(value)))
+    try:
+        return Fraction(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _number(f: Fraction, min_places: int = 0) -> str:
+    """Exactly, with thousands separators: every decimal of a finite expansion (at least
+    ``min_places``); a repeating one to 6 places, marked as rounded."""
+    places = decimal_places(f)
+    if places is None:
+        return "≈" + f"{Decimal(f.numerator) / Decimal(f.denominator):,.6f}"
+    places = max(places, min_places)
+    exact = Decimal(f"{f.numerator * 10**places // f.denominator}e-{places}")
+    return f"{exact:,.{places}f}"
+
+
+def _fmt(value: Any, unit: str | None, zh: bool) -> str:
+    """One value as people read it; ``unit`` is an input type, a parameter unit or an
+    output type."""
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "是/yes" if value else "否/no"
-    try:
-        from fractions import Fraction
+        return ("是" if value else "否") if zh else ("yes" if value else "no")
+    if isinstance(value, list):
+        return ", ".join(_fmt(v, unit, zh) for v in value) or ("（无）" if zh else "(none)")
+    if unit == "date" and isinstance(value, int):
+        try:
+            return dt.datetime.strptime(str(value), "%Y%m%d").date().isoformat()
+        except ValueError:
+            return str(value)
+    f = _decimal(value)
+    if f is None:
+        return str(value)
+    text = _number(f, 2 if unit in _MONEY_UNITS else 0)
+    if unit in _RATIO_UNITS:
+        text += f"（{_number(f * 100)}%）" if zh else f" ({_number(f * 100)}%)"
+    return text
 
-        if isinstance(value, Fraction | int) and not isinstance(value, bool):
-            f = Fraction(value)
-            return str(f.numerator) if f.denominator == 1 else f"{float(f):,.6f}"
-    except TypeError:
-        pass
-    return str(value)
+
+def _name_label(policy: Policy, name: str, zh: bool) -> str:
+    """``label (name)`` where the policy describes the name, else the name."""
+    text = None
+    if name in policy.inputs:
+        text = policy.inputs[name].description
+    elif name in policy.labels:
+        text = policy.labels[name]
+    elif name in policy.parameters:
+        text = policy.parameters[name].title
+    return f"{text.zh if zh else text.en} ({name})" if text else name
+
+
+def _unit_of(policy: Policy, name: str) -> str | None:
+    if name in policy.inputs:
+        return policy.inputs[name].type
+    if name in policy.labels:
+        from kechuang.rules.explain.counterfactual import _sum_unit
+
+        return _sum_unit(policy.definitions()[name].tree, policy)
+    return None
+
+
+def _value_line(ev: Evaluation, name: str, value: Any, zh: bool) -> str:
+    policy = ev.policy
+    shown = _fmt(value, _unit_of(policy, name), zh)
+    raw = ev.row.get(name) if name in policy.inputs else None
+    if value is None and raw is not None:
+        # Given but invalid: treated as unknown, yet the reader should see what was given.
+        shown = _fmt(raw, _unit_of(policy, name), zh) + ("（无效）" if zh else " (invalid)")
+    return f"    {_name_label(policy, name, zh)} = {shown}"
+
+
+def _parameter_line(policy: Policy, use: ParameterUse, zh: bool) -> str:
+    param = policy.parameters.get(use.name)
+    unit = param.unit if param else None
+    label = _name_label(policy, use.name, zh)
+    if use.value is None:
+        return f"    {label} = —" + ("（该日无生效值）" if zh else " (no value in force on that day)")
+    since = use.start.isoformat() if use.start and use.start != dt.date.min else None
+    until = use.end.isoformat() if use.end else None
+    if zh:
+        period = (f"自 {since} 起" if since else "") + (f"至 {until}" if until else "")
+    else:
+        period = (f"since {since}" if since else "") + (f" until {until}" if until else "")
+    notes = "; ".join(part for part in (period.strip(), use.article) if part)
+    note = (f"（{notes}）" if zh else f" ({notes})") if notes else ""
+    return f"    {label} = {_fmt(use.value, unit, zh)}{note}"
+
+
+def _output_lines(ev: Evaluation, zh: bool) -> list[str]:
+    types = {out.path: out.type for out in ev.policy.outputs}
+    lines: list[str] = []
+
+    def walk(node: dict, prefix: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            path = (*prefix, key)
+            if path in (("verdict",), ("missing_fields",), ("invalid_fields",)):
+                continue
+            if isinstance(value, dict):
+                walk(value, path)
+                continue
+            unit = types.get(path)
+            unit = None if unit in _RATIO_UNITS else unit
+            if isinstance(value, list) and len(value) == 2 and unit not in ("list", "text"):
+                shown = f"[{_fmt(value[0], unit, zh)}, {_fmt(value[1], unit, zh)}]"
+            else:
+                shown = _fmt(value, unit, zh)
+            lines.append(f"    {'.'.join(path)}: {shown}")
+
+    walk(ev.outputs, ())
+    return lines
 
 
 def render_text(ev: Evaluation, lang: str = "zh") -> str:
-    """A plain-text explanation: verdict, each criterion with values, threshold, article."""
+    """A plain-text explanation: the verdict, every output (the benefit among them), each
+    criterion with the values it read, its thresholds and article, and the score
+    intervals."""
     zh = lang == "zh"
     p = ev.policy
     lines = [
@@ -63,20 +181,20 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines.append(("缺少数据: " if zh else "Missing data: ") + ", ".join(ev.missing_fields))
     if ev.invalid_fields:
         lines.append(("数据无效: " if zh else "Invalid data: ") + ", ".join(ev.invalid_fields))
-    lines.append("")
+    outputs = _output_lines(ev, zh)
+    if outputs:
+        lines += ["", "结果:" if zh else "Results:", *outputs]
+    lines += ["", "条件:" if zh else "Criteria:"]
     for c in ev.criteria:
         mark, text_zh, text_en = ROLE_TEXT[c.role][c.outcome]
         title = c.title_zh if zh else c.title_en
         lines.append(f"{mark} {title} [{c.article}]: {text_zh if zh else text_en}")
-        lines.append(f"    {c.expression}")
+        rule = "\n        ".join(part.strip() for part in c.expression.strip().splitlines())
+        lines.append(("    规则: " if zh else "    rule: ") + rule)
         for name, value in c.values.items():
-            lines.append(f"    {name} = {_fmt(value)}")
+            lines.append(_value_line(ev, name, value, zh))
         for use in c.parameters:
-            since = use.start.isoformat() if use.start else "—"
-            lines.append(
-                f"    {use.name} = {_fmt(use.value)}"
-                + (f" (自 {since} 起, {use.article})" if zh else f" (since {since}, {use.article})")
-            )
+            lines.append(_parameter_line(p, use, zh))
         if c.flip:
             for change in c.flip["changes"]:
                 lines.append("    → " + (change["text_zh"] if zh else change["text_en"]))
@@ -84,5 +202,5 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines.append("")
         lines.append("评分区间:" if zh else "Score intervals:")
         for name, (lo, hi) in ev.scores.items():
-            lines.append(f"    {name}: [{_fmt(lo)}, {_fmt(hi)}]")
+            lines.append(f"    {name}: [{_fmt(lo, None, zh)}, {_fmt(hi, None, zh)}]")
     return "\n".join(lines)

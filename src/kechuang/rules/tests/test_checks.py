@@ -44,6 +44,7 @@ def test_static_check_names_file_line_and_reason(name, line, words):
         ("relevance_on_itself.yaml", 6, ["input ip_class1_count", "relevant_when depends on", "ip_class1_count"]),
         ("given_not_input.yaml", 7, ["asked", "GIVEN() takes an input name"]),
         ("given_in_invalid_when.yaml", 6, ["input ip_class1_count", "GIVEN() is not allowed"]),
+        ("text_with_comma.yaml", 5, ["input ip_class1_count", "keys other than zh and en", "quote"]),
     ],
 )
 def test_a_bad_file_fails_to_load_with_file_line_and_reason(name, line, words):

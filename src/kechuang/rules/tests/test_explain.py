@@ -145,3 +145,54 @@ def test_a_date_short_of_its_bound_is_given_as_the_date_to_reach():
     (change,) = recent.flip["changes"]
     assert change["bound"] == "2024-01-01"
     assert change["text_en"].endswith("would need to be on or after 2024-01-01")
+
+
+VOUCHER = {
+    "scheme": "district_service_voucher",
+    "applicant_type": "enterprise",
+    "registered_in_shanghai": True,
+    "is_tsme": True,
+    "order_date": "2022-09-15",
+    "contract_amount": 160000,
+    "service_provider_on_platform": True,
+    "service_category_eligible": True,
+    "voucher_used_this_year": 420000,
+}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_text_gives_the_benefit_and_every_output(lang):
+    # RULES.md 5.6: 75 % of 160,000 capped by the 80,000 left of the annual cap.
+    text = evaluate("voucher", VOUCHER, dt.date(2022, 9, 15)).explain(lang)
+    for line in ("ratio: 0.75", "annual_cap: 500,000.00", "remaining_cap_before: 80,000.00",
+                 "subsidy_amount: 80,000.00", "enterprise_pays: 80,000.00"):
+        assert line in text, text
+    assert ("是" if lang == "zh" else "yes") in text
+    assert "None" not in text
+
+
+def test_hte_scope_failure_is_visible_beside_the_verdict():
+    facts = {**copy.deepcopy(HTE), "resident_enterprise": False}
+    text = evaluate("hte", facts, AS_OF).explain("en")
+    assert "Verdict: ineligible" in text
+    assert "scope_conditions.resident_enterprise: no" in text
+
+
+def test_values_read_exactly_and_an_invalid_one_is_shown_as_given():
+    # One fen over the 2亿 size limit must not read as equal to it.
+    facts = {"financials": {"2024": {"sales_revenue": Decimal("200000000.01"), "staff_total": 0}}}
+    text = evaluate("tsme", facts, AS_OF).explain("zh")
+    assert "= 200,000,000.01" in text
+    assert "(fy1_staff_total) = 0（无效）" in text
+    # A share a hair over the exclusive 50 % bound reads as such.
+    rd = {"tax_year": 2022, "resident_enterprise": True, "accounting_sound": True,
+          "audit_based_cit_collection": True, "industry": "wholesale_retail",
+          "negative_list_revenue_share": Decimal("0.5000001"), "rd_expense_expensed": 1000}
+    text = evaluate("rd_super_deduction", rd, AS_OF).explain("en")
+    assert "(negative_list_revenue_share) = 0.5000001 (50.00001%)" in text
+
+
+def test_a_parameter_shows_its_period_and_no_empty_placeholders():
+    text = evaluate("rd_super_deduction", {"tax_year": 2021, "industry": "manufacturing"}, AS_OF).explain("en")
+    assert "since 2021-01-01 until 2022-12-31" in text
+    assert "(since —" not in text and "None" not in text

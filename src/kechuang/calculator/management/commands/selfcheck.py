@@ -7,12 +7,12 @@ explained for the enterprise's registry facts (the page's content, as text or JS
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kechuang.calculator import selectors
 from kechuang.registry.selectors import enterprise_get
+from kechuang.rules.explain.decision import dumps_exact
 
 
 class Command(BaseCommand):
@@ -48,7 +48,7 @@ def render_json(credit_code: str, as_of: dt.date) -> str:
     enterprise = enterprise_get(credit_code=credit_code)
     decisions = selectors.decisions_as_dicts(enterprise=enterprise, as_of=as_of)
     payload = {"credit_code": credit_code, "as_of": as_of.isoformat(), "decisions": decisions}
-    return json.dumps(payload, ensure_ascii=False, indent=2, default=str)
+    return dumps_exact(payload, ensure_ascii=False, indent=2, default=str)
 
 
 def render_text(enterprise, as_of: dt.date, lang: str) -> str:
