@@ -45,8 +45,9 @@ class Case:
 
     @property
     def beyond_sql_range(self) -> bool:
-        """An amount of ¥10^14 or more: DuckDB stops on it with an overflow, SQLite's 64-bit
-        integers lose it (docs/policy-language.md, known limits); ``evaluate`` is exact."""
+        """An amount of ¥10^14 or more: DuckDB stops on it with an overflow
+        (docs/policy-language.md, known limits; SQLite is exact on much smaller amounts
+        only, which the random tests respect); ``evaluate`` is exact."""
         row = flatten(self.facts, self.as_of, lenient=True)
         return any(
             isinstance(value, Decimal)

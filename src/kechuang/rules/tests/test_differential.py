@@ -268,18 +268,21 @@ _Q = Decimal("0.000001")
 FLOAT_EXACT_BELOW = Decimal(10**9)
 
 
-def normalise(value: Any) -> Any:
-    """Exact decimals; ratios (floats) at their 6-decimal display (RULES.md 0.5)."""
+def normalise(value: Any, ratios: frozenset[tuple[str, ...]] = frozenset(), path: tuple[str, ...] = ()) -> Any:
+    """Exact decimals; ratios (floats) at their 6-decimal display (RULES.md 0.5).
+
+    ``ratios``: the output paths typed ``ratio``; any other number (money above all) is
+    compared exactly, however large."""
     if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
+        return {k: normalise(v, ratios, (*path, k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [normalise(v) for v in value]
+        return [normalise(v, ratios, path) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, Fraction):
         value = Decimal(value.numerator) / Decimal(value.denominator)
     d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    if isinstance(value, float) and abs(d) >= FLOAT_EXACT_BELOW:
+    if isinstance(value, float) and path in ratios and abs(d) >= FLOAT_EXACT_BELOW:
         # Known limit (reported): SQL displays a ratio as a double, which holds about 15
         # significant digits, so 6 decimals only below 10**9 (e.g. R&D / sales of 0.01
         # yuan). Thresholds are never compared on these floats (cross-multiplied exactly).
@@ -289,10 +292,11 @@ def normalise(value: Any) -> Any:
 
 def assert_same(policy_id: str, rows: list[dict], as_of: dt.date, got: list[dict], engine: str) -> None:
     policy = get_policy(policy_id)
+    ratios = frozenset(out.path for out in policy.outputs if out.type == "ratio")
     assert len(got) == len(rows)
     for row, actual in zip(rows, got, strict=True):
         expected = evaluate_row(policy, row, as_of).outputs
-        assert normalise(actual) == normalise(expected), (
+        assert normalise(actual, ratios) == normalise(expected, ratios), (
             f"{engine} differs from in-process for {policy_id} as of {as_of}\n"
             f"row: { {k: v for k, v in row.items() if v is not None} }\n"
             f"in-process: {expected}\n{engine}: {actual}"
