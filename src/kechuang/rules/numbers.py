@@ -42,3 +42,15 @@ def decimal_places(f: Fraction) -> int | None:
     while d % 5 == 0:
         d, fives = d // 5, fives + 1
     return max(twos, fives) if d == 1 else None
+
+
+def plain_number(value: Fraction | Decimal | int) -> int | float:
+    """JSON-ready: an int when whole, else the float of the exact decimal (an ``ExactFloat``
+    where the float alone would lose digits; a repeating decimal has no exact text)."""
+    f = Fraction(value)
+    if f.denominator == 1:
+        return int(f)
+    places = decimal_places(f)
+    if places is None:
+        return float(f)
+    return json_number(Decimal(f"{f.numerator * 10**places // f.denominator}e-{places}"))

@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from kechuang.rules.expressions import conjuncts
 from kechuang.rules.facts import SCALES
+from kechuang.rules.numbers import plain_number
 
 if TYPE_CHECKING:
     from kechuang.rules.explain.evaluate import Evaluator
@@ -86,7 +87,7 @@ def _gap(node: exp.Expression, ev: Evaluator, subjects: dict[str, _Subject]) -> 
         steps = math.floor(delta / step) + 1 if strict else math.ceil(delta / step)
         delta, strict = steps * step, False
     amount = _decimal_text(delta, info.places)
-    change.update(by=float(delta), strict=strict)
+    change.update(by=plain_number(delta), strict=strict)
     verb_zh = "增加" if direction == "increase" else "减少"
     change["text_zh"] = f"{label_zh}：需{verb_zh}{'超过' if strict else '至少'} {amount}"
     change["text_en"] = (

@@ -11,7 +11,7 @@ from typing import Any
 
 from kechuang.rules.explain.interpreter import Interpreter
 from kechuang.rules.facts import COLUMNS_BY_NAME, MALFORMED, date_int
-from kechuang.rules.numbers import decimal_places, json_number
+from kechuang.rules.numbers import json_number, plain_number
 from kechuang.rules.policy import Expr, Policy, TimelineEntry
 
 VERDICTS = ("ineligible", "needs_data", "needs_review", "eligible")
@@ -301,13 +301,7 @@ def _plain(value: Any) -> Any:
     """A JSON-ready number: int when whole, else the float of the exact decimal."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    f = Fraction(value)
-    if f.denominator == 1:
-        return int(f)
-    places = decimal_places(f)
-    if places is None:  # a repeating decimal (10/3) has no exact text: its float will do
-        return float(f)
-    return json_number(Decimal(f"{f.numerator * 10**places // f.denominator}e-{places}"))
+    return plain_number(value)
 
 
 def _shape(value: Any, typ: str) -> Any:
