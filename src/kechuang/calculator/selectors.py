@@ -28,7 +28,7 @@ from kechuang.registry import access as registry_access
 from kechuang.registry.models import Enterprise
 from kechuang.registry.selectors import enterprise_facts_rows
 from kechuang.rules import Decision, Policy, get_policy, policy_ids
-from kechuang.rules.explain.render import ROLE_TEXT
+from kechuang.rules.explain.render import criterion_text
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
 from kechuang.rules.policy import load_yaml
 
@@ -404,8 +404,8 @@ def policy_check(
                 outcome=c.outcome,
                 role=c.role,
                 passed=c.passed,
-                badge=" ".join(ROLE_TEXT[c.role][c.outcome][::2] if lang == "en"
-                               else ROLE_TEXT[c.role][c.outcome][:2]),
+                badge=" ".join(criterion_text(c.role, c.outcome, c.applies)[::2] if lang == "en"
+                               else criterion_text(c.role, c.outcome, c.applies)[:2]),
                 values=[
                     (name, _describe(policy, name, lang), _display_value(name, value))
                     for name, value in c.values.items()

@@ -289,6 +289,10 @@ class Criterion:
     #: ``requirement``: must be true; ``exclusion``: true excludes the enterprise (e.g. the
     #: negative list); ``classification``: picks a group or rate, neither met nor failed.
     role: str = "requirement"
+    #: When FALSE the criterion does not apply to this enterprise (the start-up team test
+    #: for an enterprise applicant): shown as not applicable, never as unknown or failed.
+    #: Explanation only: the verdict is what ``verdict`` says.
+    applies_when: Expr | None = None
 
 
 CRITERION_ROLES = ("requirement", "exclusion", "classification")
@@ -632,6 +636,7 @@ def load_policy(path: str | Path) -> Policy:
             str(spec["article"]),
             r.expr(spec, "expr", where),
             role,
+            r.expr(spec, "applies_when", where) if "applies_when" in spec else None,
         )
 
     scores: dict[str, Score] = {}
@@ -767,6 +772,9 @@ def _check_names(r: _Reader, doc: dict, policy: Policy) -> None:
 
     for name, e in defs.items():
         check(e, name)
+    for c in policy.criteria.values():
+        if c.applies_when is not None:
+            check(c.applies_when, f"criterion {c.name}: applies_when")
     for inp in policy.inputs.values():
         for raw in (inp.invalid_when, inp.relevant_when):
             # These decide which inputs are invalid: GIVEN() (given, valid or not) cannot

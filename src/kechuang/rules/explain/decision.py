@@ -83,6 +83,7 @@ class Decision:
                     "article": c.article,
                     "expression": c.expression,
                     "role": c.role,
+                    "applies": c.applies,
                     "outcome": c.outcome,
                     "passed": c.passed,
                     "values": _jsonable(c.values),

@@ -41,11 +41,15 @@ class CriterionTrace:
     parameters: list[ParameterUse]
     flip: dict | None = None
     role: str = "requirement"
+    #: False when the criterion's ``applies_when`` is false for this enterprise.
+    applies: bool = True
 
     @property
     def passed(self) -> bool | None:
         """Whether the enterprise passes this criterion: an exclusion passes when false;
-        a classification neither passes nor fails (None)."""
+        a classification, or a criterion that does not apply, neither passes nor fails."""
+        if not self.applies:
+            return None
         if self.role == "exclusion":
             return None if self.outcome is None else not self.outcome
         return self.outcome if self.role == "requirement" else None
@@ -242,8 +246,10 @@ def evaluate_row(policy: Policy, row: dict[str, Any], as_of: dt.date) -> Evaluat
             values=ev.names_read(c.expr),
             parameters=params,
             role=c.role,
+            # Unknown whether it applies (the applicant type missing): shown as it stands.
+            applies=c.applies_when is None or ev.evaluate(c.applies_when) is not False,
         )
-        if outcome is False and c.role == "requirement":
+        if outcome is False and c.role == "requirement" and trace.applies:
             trace.flip = flip_for(policy, c, ev)
         criteria.append(trace)
 

@@ -41,6 +41,14 @@ ROLE_TEXT = {
         None: ("?", "未知", "unknown"),
     },
 }
+NOT_APPLICABLE = ("—", "不适用", "not applicable")
+
+
+def criterion_text(role: str, outcome: bool | None, applies: bool = True) -> tuple[str, str, str]:
+    """(mark, zh, en) of a criterion's outcome as it reads for its role."""
+    return ROLE_TEXT[role][outcome] if applies else NOT_APPLICABLE
+
+
 #: Units (input types, parameter units) shown as a percentage too, or to the fen. Outputs
 #: typed "ratio" are not all shares (an average count, a growth rate): shown as computed.
 _RATIO_UNITS = {"ratio", "share"}
@@ -186,9 +194,11 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines += ["", "结果:" if zh else "Results:", *outputs]
     lines += ["", "条件:" if zh else "Criteria:"]
     for c in ev.criteria:
-        mark, text_zh, text_en = ROLE_TEXT[c.role][c.outcome]
+        mark, text_zh, text_en = criterion_text(c.role, c.outcome, c.applies)
         title = c.title_zh if zh else c.title_en
         lines.append(f"{mark} {title} [{c.article}]: {text_zh if zh else text_en}")
+        if not c.applies:
+            continue
         rule = "\n        ".join(part.strip() for part in c.expression.strip().splitlines())
         lines.append(("    规则: " if zh else "    rule: ") + rule)
         for name, value in c.values.items():

@@ -196,3 +196,24 @@ def test_a_parameter_shows_its_period_and_no_empty_placeholders():
     text = evaluate("rd_super_deduction", {"tax_year": 2021, "industry": "manufacturing"}, AS_OF).explain("en")
     assert "since 2021-01-01 until 2022-12-31" in text
     assert "(since —" not in text and "None" not in text
+
+
+def test_a_criterion_that_does_not_apply_reads_as_such_not_as_unknown():
+    decision = evaluate("voucher", VOUCHER, dt.date(2022, 9, 15))
+    team = criterion(decision, "team_applicant")
+    assert (team.applies, team.passed, team.flip) == (False, None, None)
+    (row,) = [c for c in decision.to_dict()["trace"]["criteria"] if c["id"] == "team_applicant"]
+    assert (row["applies"], row["passed"]) == (False, None)
+    assert "— 创业团队：未注册公司、入驻孵化载体、核心成员不少于3人" in decision.explain("zh")
+    assert "not applicable" in decision.explain("en")
+    # With the applicant type unknown, both tests stand, unknown as they are.
+    unknown = {k: v for k, v in VOUCHER.items() if k != "applicant_type"}
+    assert criterion(evaluate("voucher", unknown, dt.date(2022, 9, 15)), "team_applicant").applies
+
+
+def test_the_negative_list_does_not_apply_before_2016():
+    facts = {**RD, "tax_year": 2012, "industry": "wholesale_retail"}
+    decision = evaluate("rd_super_deduction", facts, dt.date(2013, 5, 31))
+    assert decision.verdict == "eligible"
+    assert criterion(decision, "negative_list_excluded").applies is False
+    assert criterion(decision, "manufacturing_enterprise").applies is False
