@@ -111,12 +111,12 @@ def _subjects(policy: Policy) -> dict[str, _Subject]:
     }
     defs = policy.definitions()
     for name, label in policy.labels.items():
-        unit = _sum_unit(defs[name].tree, policy)
+        unit = sum_unit(defs[name].tree, policy)
         subjects[name] = _Subject(label, None if unit is None else SCALES[unit], unit)
     return subjects
 
 
-def _sum_unit(tree: exp.Expression, policy: Policy) -> str | None:
+def sum_unit(tree: exp.Expression, policy: Policy) -> str | None:
     """The unit of a value that adds up inputs of one kind (e.g. R&D over the window years,
     ``CASE WHEN in_window_1 THEN fy1_rd_expense ELSE 0 END + …``): money moves in fen.
     None for anything else: a product or quotient (a ratio) has no unit here."""

@@ -116,9 +116,9 @@ def _unit_of(policy: Policy, name: str) -> str | None:
     if name in policy.inputs:
         return policy.inputs[name].type
     if name in policy.labels:
-        from kechuang.rules.explain.counterfactual import _sum_unit
+        from kechuang.rules.explain.counterfactual import sum_unit
 
-        return _sum_unit(policy.definitions()[name].tree, policy)
+        return sum_unit(policy.definitions()[name].tree, policy)
     return None
 
 
