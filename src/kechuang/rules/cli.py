@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not ids:
         raise BadInput("没有政策 no policy given: --policies a,b")
     for pid in ids:
-        _policy(pid)
+        _policy(pid).require_in_force(as_of)
     source = Path(args.input)
     if not source.exists():
         raise BadInput(f"找不到输入文件 input file not found: {source}")

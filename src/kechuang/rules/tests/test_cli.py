@@ -195,6 +195,7 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
         (["explain", "--policy", "voucher"], ["bad arguments"]),
         (["explain", "--policy", "hte", "--facts", "{facts}", "--as-of", "2015-12-31"], ["没有生效的规则", "no rules in force", "2016-01-01"]),
         (["sql", "--policy", "hte", "--dialect", "duckdb", "--as-of", "2015-12-31"], ["no rules in force", "2016-01-01"]),
+        (["run", "--policies", "voucher,hte", "--input", "{facts}", "--as-of", "2015-12-31", "--out", "{out}"], ["政策 hte", "no rules in force"]),
         (["sql", "--policy", "voucher", "--dialect", "oracle", "--as-of", "2024-01-01"], ["unknown dialect"]),
         (["sql", "--policy", "nope", "--dialect", "duckdb", "--as-of", "2024-01-01"], ["unknown policy"]),
         (["sql", "--policy", "voucher", "--dialect", "duckdb", "--as-of", "yesterday"], ["invalid date"]),
