@@ -318,6 +318,9 @@ class Output:
     exprs: tuple[Expr, ...]
     type: str  # bool | count | money | ratio | text | list
     present_when: Expr | None
+    #: What people read for it (e.g. 补贴金额); else the criterion, score or derived value
+    #: of the same name gives the words (see ``explain/render.py``).
+    title: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -688,7 +691,7 @@ def load_policy(path: str | Path) -> Policy:
     return policy
 
 
-_LEAF_KEYS = {"expr", "interval", "list", "type", "present_when"}
+_LEAF_KEYS = {"expr", "interval", "list", "type", "present_when", "title"}
 
 
 def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
@@ -708,6 +711,7 @@ def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
             leaf_present = (
                 r.expr(spec, "present_when", where) if "present_when" in spec else present
             )
+            title = r.text(spec, "title", where) if "title" in spec else None
             if "interval" in spec:
                 pair = spec["interval"]
                 if not isinstance(pair, list) or len(pair) != 2:
@@ -716,7 +720,7 @@ def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
                 holder.line = _line(spec, "interval") or 0
                 holder.key_lines = {}
                 exprs = (r.expr(holder, "min", where), r.expr(holder, "max", where))
-                yield Output(path, "interval", exprs, "count", leaf_present)
+                yield Output(path, "interval", exprs, "count", leaf_present, title)
             elif "list" in spec:
                 items = spec["list"]
                 if not isinstance(items, list):
@@ -728,7 +732,7 @@ def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
                     holder.key_lines = {}
                     exprs.append(r.expr(holder, "when", where))
                     exprs.append(r.expr(holder, "value", where))
-                yield Output(path, "list", tuple(exprs), "list", leaf_present)
+                yield Output(path, "list", tuple(exprs), "list", leaf_present, title)
             else:
                 yield Output(
                     path,
@@ -736,6 +740,7 @@ def _read_outputs(r: _Reader, node: Any, prefix: tuple[str, ...]):
                     (r.expr(spec, "expr", where),),
                     str(spec.get("type", "")),
                     leaf_present,
+                    title,
                 )
         elif isinstance(spec, dict):
             yield from _read_outputs(r, spec, path)

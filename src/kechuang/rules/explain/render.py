@@ -15,7 +15,7 @@ from kechuang.rules.numbers import decimal_places
 
 if TYPE_CHECKING:
     from kechuang.rules.explain.evaluate import Evaluation, ParameterUse
-    from kechuang.rules.policy import Policy
+    from kechuang.rules.policy import Policy, Text
 
 VERDICT_TEXT = {
     "eligible": ("符合", "eligible"),
@@ -149,8 +149,36 @@ def _parameter_line(policy: Policy, use: ParameterUse, zh: bool) -> str:
     return f"    {label} = {_fmt(use.value, unit, zh)}{note}"
 
 
+def _output_label(
+    policy: Policy, path: tuple[str, ...], title: Text | None, reads: str | None, zh: bool
+) -> str:
+    """``title (path)``: the output's own title, else that of the criterion, score, derived
+    value or input it is named after or just reads (``reads``); the bare RULES.md path
+    where there is none."""
+    for name in (path[-1], reads):
+        if title is not None or name is None:
+            break
+        if name in policy.criteria:
+            title = policy.criteria[name].title
+        elif name in policy.scores:
+            title = policy.scores[name].title
+        elif name in policy.labels:
+            title = policy.labels[name]
+        elif name in policy.inputs:
+            title = policy.inputs[name].description
+    dotted = ".".join(path)
+    return f"{title.zh if zh else title.en} ({dotted})" if title else dotted
+
+
 def _output_lines(ev: Evaluation, zh: bool) -> list[str]:
     types = {out.path: out.type for out in ev.policy.outputs}
+    titles = {out.path: out.title for out in ev.policy.outputs}
+    # An output that is just a name (`tech_field_supported: tech_field_condition`).
+    reads = {
+        out.path: out.exprs[0].text.strip()
+        for out in ev.policy.outputs
+        if out.kind == "value" and out.exprs[0].text.strip().isidentifier()
+    }
     lines: list[str] = []
 
     def walk(node: dict, prefix: tuple[str, ...]) -> None:
@@ -167,7 +195,8 @@ def _output_lines(ev: Evaluation, zh: bool) -> list[str]:
                 shown = f"[{_fmt(value[0], unit, zh)}, {_fmt(value[1], unit, zh)}]"
             else:
                 shown = _fmt(value, unit, zh)
-            lines.append(f"    {'.'.join(path)}: {shown}")
+            label = _output_label(ev.policy, path, titles.get(path), reads.get(path), zh)
+            lines.append(f"    {label}: {shown}")
 
     walk(ev.outputs, ())
     return lines
@@ -212,5 +241,7 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines.append("")
         lines.append("评分区间:" if zh else "Score intervals:")
         for name, (lo, hi) in ev.scores.items():
-            lines.append(f"    {name}: [{_fmt(lo, None, zh)}, {_fmt(hi, None, zh)}]")
+            title = p.scores[name].title
+            label = f"{title.zh if zh else title.en} ({name})"
+            lines.append(f"    {label}: [{_fmt(lo, None, zh)}, {_fmt(hi, None, zh)}]")
     return "\n".join(lines)

@@ -164,9 +164,10 @@ VOUCHER = {
 def test_the_text_gives_the_benefit_and_every_output(lang):
     # RULES.md 5.6: 75 % of 160,000 capped by the 80,000 left of the annual cap.
     text = evaluate("voucher", VOUCHER, dt.date(2022, 9, 15)).explain(lang)
-    for line in ("ratio: 0.75", "annual_cap: 500,000.00", "remaining_cap_before: 80,000.00",
-                 "subsidy_amount: 80,000.00", "enterprise_pays: 80,000.00"):
+    for line in ("(ratio): 0.75", "(annual_cap): 500,000.00", "(remaining_cap_before): 80,000.00",
+                 "(subsidy_amount): 80,000.00", "(enterprise_pays): 80,000.00"):
         assert line in text, text
+    assert ("补贴金额（元） (subsidy_amount)" if lang == "zh" else "subsidy amount (yuan) (subsidy_amount)") in text
     assert ("是" if lang == "zh" else "yes") in text
     assert "None" not in text
 
@@ -175,7 +176,7 @@ def test_hte_scope_failure_is_visible_beside_the_verdict():
     facts = {**copy.deepcopy(HTE), "resident_enterprise": False}
     text = evaluate("hte", facts, AS_OF).explain("en")
     assert "Verdict: ineligible" in text
-    assert "scope_conditions.resident_enterprise: no" in text
+    assert "resident enterprise (scope_conditions.resident_enterprise): no" in text
 
 
 def test_values_read_exactly_and_an_invalid_one_is_shown_as_given():
