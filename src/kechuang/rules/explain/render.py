@@ -11,6 +11,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from kechuang.rules.facts import MALFORMED
 from kechuang.rules.numbers import decimal_places
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ def _fmt(value: Any, unit: str | None, zh: bool) -> str:
     f = _decimal(value)
     if f is None:
         return str(value)
+    if unit == "year" and f.denominator == 1:
+        return str(f.numerator)  # 2022, not 2,022
     text = _number(f, 2 if unit in _MONEY_UNITS else 0)
     if unit in _RATIO_UNITS:
         text += f"（{_number(f * 100)}%）" if zh else f" ({_number(f * 100)}%)"
@@ -113,6 +116,8 @@ def _name_label(policy: Policy, name: str, zh: bool) -> str:
 
 
 def _unit_of(policy: Policy, name: str) -> str | None:
+    if name.endswith("_year"):
+        return "year"
     if name in policy.inputs:
         return policy.inputs[name].type
     if name in policy.labels:
@@ -126,9 +131,12 @@ def _value_line(ev: Evaluation, name: str, value: Any, zh: bool) -> str:
     policy = ev.policy
     shown = _fmt(value, _unit_of(policy, name), zh)
     raw = ev.row.get(name) if name in policy.inputs else None
+    invalid = "（无效）" if zh else " (invalid)"
     if value is None and raw is not None:
         # Given but invalid: treated as unknown, yet the reader should see what was given.
-        shown = _fmt(raw, _unit_of(policy, name), zh) + ("（无效）" if zh else " (invalid)")
+        shown = _fmt(raw, _unit_of(policy, name), zh) + invalid
+    elif value is None and name in ev.row.get(MALFORMED, ()):
+        shown += invalid  # a value of the wrong type (a text for an amount): nothing to show
     return f"    {_name_label(policy, name, zh)} = {shown}"
 
 

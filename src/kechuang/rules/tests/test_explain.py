@@ -185,6 +185,9 @@ def test_values_read_exactly_and_an_invalid_one_is_shown_as_given():
     text = evaluate("tsme", facts, AS_OF).explain("zh")
     assert "= 200,000,000.01" in text
     assert "(fy1_staff_total) = 0（无效）" in text
+    text = evaluate("tsme", {"financials": {"2024": {"sales_revenue": "abc"}}}, AS_OF).explain("en")
+    assert "(fy1_sales_revenue) = — (invalid)" in text
+    assert "(tax_year) = 2022" in evaluate("rd_super_deduction", {"tax_year": 2022}, AS_OF).explain("en")
     # A share a hair over the exclusive 50 % bound reads as such.
     rd = {"tax_year": 2022, "resident_enterprise": True, "accounting_sound": True,
           "audit_based_cit_collection": True, "industry": "wholesale_retail",
