@@ -178,3 +178,27 @@ def test_the_api_reads_and_answers_amounts_beyond_a_double_exactly(client, db):
     text = response.content.decode()
     assert '"additional_deduction": 74999999999999.99' in text
     assert '"total_pre_tax_deduction": 174999999999999.98' in text
+
+
+def test_a_criterion_that_does_not_apply_is_shown_as_such_on_the_page(client, db):
+    response = client.post(
+        "/calculator/try/voucher/",
+        {
+            "as_of": "2025-06-30",
+            "scheme": "shanghai_municipal",
+            "applicant_type": "enterprise",
+            "registered_in_shanghai": "true",
+            "is_tsme": "true",
+            "order_date": "2025-06-30",
+            "contract_amount": "100000",
+            "service_provider_on_platform": "true",
+            "service_category_eligible": "true",
+            "voucher_used_this_year": "0",
+        },
+    )
+    assert response.status_code == 200
+    check = response.context["check"]
+    assert check.verdict == "eligible"
+    (team,) = [c for c in check.criteria if c.id == "team_applicant"]
+    assert (team.badge, team.passed) == ("— 不适用", None)
+    assert "— 不适用" in response.content.decode()
