@@ -258,10 +258,15 @@ def _typed(value: Any, typ: str, field: str) -> Any:
 
 
 def _get(mapping: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path; None where a part is absent. A part that is present but
+    not an object (``"ip": [1, 2]``) is refused, not read as absent."""
     node: Any = mapping
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if node is None:
             return None
+        if not isinstance(node, Mapping):
+            raise MalformedFacts(".".join(parts[:i]), "expected an object")
         node = node.get(part)
     return node
 
@@ -351,8 +356,10 @@ def flatten(
     for name, typ, path in _TOP_LEVEL:
         put(name, _get(nested, path), typ, path)
 
-    financials = nested.get("financials") or {}
-    conversions = nested.get("conversions") or {}
+    financials = nested.get("financials")
+    conversions = nested.get("conversions")
+    financials = {} if financials is None else financials
+    conversions = {} if conversions is None else conversions
     for label, mapping in (("financials", financials), ("conversions", conversions)):
         if not isinstance(mapping, Mapping):
             raise MalformedFacts(label, "expected an object keyed by fiscal year")

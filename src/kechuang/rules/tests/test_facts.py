@@ -69,3 +69,22 @@ def test_the_sql_runners_refuse_a_row_with_values_of_the_wrong_type(runner):
     with pytest.raises(MalformedFacts) as caught:
         run_rows("voucher", [row], AS_OF)
     assert caught.value.field == "team.core_members"
+
+
+@pytest.mark.parametrize(
+    ("facts", "field"),
+    [
+        ({"ip": [1, 2]}, "ip"),
+        ({"team": "three people"}, "team"),
+        ({"direct_qualification": []}, "direct_qualification"),
+        ({"expert_scores": 5}, "expert_scores"),
+        ({"conversions": []}, "conversions"),
+    ],
+)
+def test_a_value_where_an_object_belongs_is_refused_naming_it_not_read_as_absent(facts, field):
+    with pytest.raises(MalformedFacts) as caught:
+        flatten(facts, AS_OF, lenient=True)
+    assert caught.value.field == field
+    # null and {} are absent (RULES.md 0.1, 3.2 "an absent/empty direct_qualification object").
+    assert flatten(dict.fromkeys(facts), AS_OF, lenient=True)["ip_class1_count"] is None
+    assert flatten({field: {}}, AS_OF, lenient=True)["ip_class1_count"] is None
