@@ -103,16 +103,26 @@ def _fmt(value: Any, unit: str | None, zh: bool) -> str:
     return text
 
 
+def _title_of(policy: Policy, name: str | None) -> Text | None:
+    """The words the policy file gives for a name: an input's description, a derived
+    value's label, a parameter's, criterion's or score's title."""
+    if name in policy.inputs:
+        return policy.inputs[name].description
+    if name in policy.labels:
+        return policy.labels[name]
+    for table in (policy.parameters, policy.criteria, policy.scores):
+        if name in table:
+            return table[name].title
+    return None
+
+
+def _labelled(text: Text | None, name: str, zh: bool) -> str:
+    return f"{text.zh if zh else text.en} ({name})" if text else name
+
+
 def _name_label(policy: Policy, name: str, zh: bool) -> str:
     """``label (name)`` where the policy describes the name, else the name."""
-    text = None
-    if name in policy.inputs:
-        text = policy.inputs[name].description
-    elif name in policy.labels:
-        text = policy.labels[name]
-    elif name in policy.parameters:
-        text = policy.parameters[name].title
-    return f"{text.zh if zh else text.en} ({name})" if text else name
+    return _labelled(_title_of(policy, name), name, zh)
 
 
 def _unit_of(policy: Policy, name: str) -> str | None:
@@ -163,19 +173,8 @@ def _output_label(
     """``title (path)``: the output's own title, else that of the criterion, score, derived
     value or input it is named after or just reads (``reads``); the bare RULES.md path
     where there is none."""
-    for name in (path[-1], reads):
-        if title is not None or name is None:
-            break
-        if name in policy.criteria:
-            title = policy.criteria[name].title
-        elif name in policy.scores:
-            title = policy.scores[name].title
-        elif name in policy.labels:
-            title = policy.labels[name]
-        elif name in policy.inputs:
-            title = policy.inputs[name].description
-    dotted = ".".join(path)
-    return f"{title.zh if zh else title.en} ({dotted})" if title else dotted
+    title = title or _title_of(policy, path[-1]) or _title_of(policy, reads)
+    return _labelled(title, ".".join(path), zh)
 
 
 def _output_lines(ev: Evaluation, zh: bool) -> list[str]:
@@ -249,7 +248,5 @@ def render_text(ev: Evaluation, lang: str = "zh") -> str:
         lines.append("")
         lines.append("评分区间:" if zh else "Score intervals:")
         for name, (lo, hi) in ev.scores.items():
-            title = p.scores[name].title
-            label = f"{title.zh if zh else title.en} ({name})"
-            lines.append(f"    {label}: [{_fmt(lo, None, zh)}, {_fmt(hi, None, zh)}]")
+            lines.append(f"    {_name_label(p, name, zh)}: [{_fmt(lo, None, zh)}, {_fmt(hi, None, zh)}]")
     return "\n".join(lines)
