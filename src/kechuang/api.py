@@ -26,7 +26,7 @@ from ninja.security import HttpBearer
 
 from kechuang.accounts import roles, tokens
 from kechuang.errors import KechuangError
-from kechuang.rules.explain.decision import dumps_exact
+from kechuang.rules.numbers import dumps_exact
 
 
 class BearerToken(HttpBearer):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 
 class ExactFloat(float):
@@ -54,3 +57,29 @@ def plain_number(value: Fraction | Decimal | int) -> int | float:
     if places is None:
         return float(f)
     return json_number(Decimal(f"{f.numerator * 10**places // f.denominator}e-{places}"))
+
+
+def dumps_exact(value: Any, **kwargs: Any) -> str:
+    """``json.dumps``, but an ``ExactFloat`` is written as its exact decimal, not its float.
+
+    The json module writes every float through ``float.__repr__``; a placeholder string
+    stands in for each exact number and is replaced by its text afterwards.
+    """
+    marker = uuid.uuid4().hex
+    texts: dict[str, str] = {}
+
+    def mark(v: Any) -> Any:
+        if isinstance(v, ExactFloat):
+            token = f"{marker}:{len(texts)}"
+            texts[json.dumps(token)] = repr(v)
+            return token
+        if isinstance(v, dict):
+            return {k: mark(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [mark(x) for x in v]
+        return v
+
+    text = json.dumps(mark(value), **kwargs)
+    for quoted, exact in texts.items():
+        text = text.replace(quoted, exact)
+    return text

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from kechuang.rules.explain.evaluate import Evaluation, _plain
 from kechuang.rules.explain.render import render_text
-from kechuang.rules.numbers import ExactFloat
+from kechuang.rules.numbers import dumps_exact
 
 
 def _jsonable(value: Any) -> Any:
@@ -21,32 +19,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-def dumps_exact(value: Any, **kwargs: Any) -> str:
-    """``json.dumps``, but an ``ExactFloat`` is written as its exact decimal, not its float.
-
-    The json module writes every float through ``float.__repr__``; a placeholder string
-    stands in for each exact number and is replaced by its text afterwards.
-    """
-    marker = uuid.uuid4().hex
-    texts: dict[str, str] = {}
-
-    def mark(v: Any) -> Any:
-        if isinstance(v, ExactFloat):
-            token = f"{marker}:{len(texts)}"
-            texts[json.dumps(token)] = repr(v)
-            return token
-        if isinstance(v, dict):
-            return {k: mark(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [mark(x) for x in v]
-        return v
-
-    text = json.dumps(mark(value), **kwargs)
-    for quoted, exact in texts.items():
-        text = text.replace(quoted, exact)
-    return text
 
 
 @dataclass

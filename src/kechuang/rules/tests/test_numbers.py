@@ -8,8 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from kechuang.rules import evaluate, flatten
-from kechuang.rules.explain.decision import dumps_exact
-from kechuang.rules.numbers import ExactFloat, decimal_places, json_number
+from kechuang.rules.numbers import ExactFloat, decimal_places, dumps_exact, json_number
 from kechuang.rules.runners import duckdb_runner
 
 AS_OF = dt.date(2020, 5, 31)

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kechuang.calculator import selectors
 from kechuang.registry.selectors import enterprise_get
-from kechuang.rules.explain.decision import dumps_exact
+from kechuang.rules.numbers import dumps_exact
 
 
 class Command(BaseCommand):
