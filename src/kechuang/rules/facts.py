@@ -257,16 +257,27 @@ def _typed(value: Any, typ: str, field: str) -> Any:
     return number
 
 
-def _get(mapping: Mapping[str, Any], path: str) -> Any:
+class _NotAnObject:
+    """Read through a value that stands where an object belongs (``"team": "n/a"``)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+
+def _get(mapping: Mapping[str, Any], path: str, lenient: bool = False) -> Any:
     """The value at a dotted path; None where a part is absent. A part that is present but
-    not an object (``"ip": [1, 2]``) is refused, not read as absent."""
+    not an object (``"ip": [1, 2]``) is refused, not read as absent; with ``lenient`` it
+    gives a :class:`_NotAnObject`, which the row reports as a malformed value."""
     node: Any = mapping
     parts = path.split(".")
     for i, part in enumerate(parts):
         if node is None:
             return None
         if not isinstance(node, Mapping):
-            raise MalformedFacts(".".join(parts[:i]), "expected an object")
+            field = ".".join(parts[:i])
+            if lenient:
+                return _NotAnObject(field)
+            raise MalformedFacts(field, "expected an object")
         node = node.get(part)
     return node
 
@@ -296,6 +307,20 @@ def typed(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return row
 
 
+def _unwrapped(nested: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The enterprise's facts, also when given as ``{"enterprise": {...}}`` (RULES.md 2.2
+    heads the inputs so): the inner object, beside any other top-level key (an ``id``)."""
+    inner = nested.get("enterprise")
+    if not isinstance(inner, Mapping):
+        return nested
+    outer = {k: v for k, v in nested.items() if k != "enterprise"}
+    both = sorted(str(k) for k in set(outer) & set(inner))
+    if both:
+        # Two values for one fact: neither may silently win.
+        raise MalformedFacts(both[0], "given both inside and beside 'enterprise'")
+    return {**outer, **inner}
+
+
 def flatten(
     nested: Mapping[str, Any],
     as_of: dt.date,
@@ -305,14 +330,15 @@ def flatten(
 ) -> dict:
     """Turn one enterprise's nested facts into the flat row, as of ``as_of``.
 
-    Raises :class:`MalformedFacts` for facts that are not of the nested form (a list where
-    a mapping belongs) and, unless ``lenient``, for a value that does not fit its field's
-    type (a text where a number belongs, a count of 2.5, an amount in fractions of a fen,
-    which the SQL engines cannot store exactly). With ``lenient`` such a value is
-    present but impossible, like a date that does not parse (RULES.md 0.4): it is left
-    NULL and its column named under :data:`MALFORMED`, for the policies to report invalid.
-    Merely absent or impossible values are never errors: they become NULL or are judged
-    invalid by the policies.
+    Raises :class:`MalformedFacts` for facts that are not an object and, unless
+    ``lenient``, for a value that does not fit its field's type (a text where a number
+    belongs, a count of 2.5, an amount in fractions of a fen, which the SQL engines cannot
+    store exactly) or a value where an object belongs (``"team": "n/a"``, a 2022 split with
+    unknown periods). With ``lenient`` such a value is present but impossible, like a date
+    that does not parse (RULES.md 0.4): the values read through it are left NULL and their
+    columns named under :data:`MALFORMED`, for the policies to report invalid where they
+    need them. Merely absent or impossible values are never errors: they become NULL or
+    are judged invalid by the policies.
 
     >>> row = flatten({"financials": {2024: {"sales_revenue": 52900000}}}, dt.date(2025, 4, 10))
     >>> row["fy1_present"], row["fy1_sales_revenue"], row["fy2_present"], row["fy1_rd_expense"]
@@ -320,10 +346,14 @@ def flatten(
     """
     if not isinstance(nested, Mapping):
         raise MalformedFacts("facts", "expected a JSON object of facts")
+    nested = _unwrapped(nested)
     row: dict[str, Any] = {c.name: None for c in FLAT_COLUMNS}
     malformed: set[str] = set()
 
     def put(name: str, value: Any, typ: str, path: str) -> None:
+        if isinstance(value, _NotAnObject):  # (lenient only: _get raises otherwise)
+            malformed.add(name)
+            return
         try:
             row[name] = typed = _typed(value, typ, path)
         except MalformedFacts:
@@ -337,66 +367,85 @@ def flatten(
             # round. In process (lenient) the exact value is kept (RULES.md 0.5).
             raise MalformedFacts(path, f"more than {places} decimal places: {value!r}")
 
+    def not_an_object(field: str, reason: str, names: list[str]) -> None:
+        """A value where an object belongs: an error for the SQL engines' rows; in process,
+        every value read through it is present but impossible (RULES.md 0.4), reported
+        invalid where a policy needs it, and ignored where none does."""
+        if not lenient:
+            raise MalformedFacts(field, reason)
+        malformed.update(names)
+
+    def get(path: str) -> Any:
+        return _get(nested, path, lenient)
+
     row["entity_id"] = entity_id if entity_id is not None else nested.get("id")
     row["as_of"] = date_int(as_of)
 
     for name, path in _DATES:
-        raw = _get(nested, path)
+        raw = get(path)
         if raw is None:
             row[f"{name}_invalid"] = False
             continue
         parsed = parse_date(raw)
         row[name] = date_int(parsed) if parsed else None
         row[f"{name}_invalid"] = parsed is None
-    reg = parse_date(_get(nested, "registration_date"))
+    reg = parse_date(get("registration_date"))
     if reg is not None:
         row["registration_year"] = reg.year
         row["days_since_registration"] = (as_of - reg).days
 
     for name, typ, path in _TOP_LEVEL:
-        put(name, _get(nested, path), typ, path)
+        put(name, get(path), typ, path)
 
     financials = nested.get("financials")
     conversions = nested.get("conversions")
-    financials = {} if financials is None else financials
-    conversions = {} if conversions is None else conversions
-    for label, mapping in (("financials", financials), ("conversions", conversions)):
-        if not isinstance(mapping, Mapping):
-            raise MalformedFacts(label, "expected an object keyed by fiscal year")
+    if financials is not None and not isinstance(financials, Mapping):
+        fields = [f"fy{k}_{field}" for k in FISCAL_YEARS for field, _ in _FY_FIELDS]
+        not_an_object("financials", "expected an object keyed by fiscal year", fields)
+    if conversions is not None and not isinstance(conversions, Mapping):
+        fields = [f"fy{k}_conversions" for k in FISCAL_YEARS]
+        not_an_object("conversions", "expected an object keyed by fiscal year", fields)
     for k in FISCAL_YEARS:
         year = as_of.year - k
-        key = _year_key(financials, year)
-        row[f"fy{k}_present"] = key is not None
-        record = financials.get(key) if key is not None else None
+        record: Any = None
+        if isinstance(financials, Mapping):
+            key = _year_key(financials, year)
+            row[f"fy{k}_present"] = key is not None
+            record = financials.get(key) if key is not None else None
+        else:
+            # Figures given in a shape that names no year: every year is given, unreadable.
+            row[f"fy{k}_present"] = financials is not None
         if record is not None and not isinstance(record, Mapping):
-            raise MalformedFacts(f"financials.{year}", "expected an object of figures")
+            fields = [f"fy{k}_{field}" for field, _ in _FY_FIELDS]
+            not_an_object(f"financials.{year}", "expected an object of figures", fields)
+            record = None
         for field, typ in _FY_FIELDS:
             value = record.get(field) if record else None
             put(f"fy{k}_{field}", value, typ, f"financials.{year}.{field}")
-        ckey = _year_key(conversions, year)
-        put(
-            f"fy{k}_conversions",
-            conversions.get(ckey) if ckey is not None else None,
-            "count",
-            f"conversions.{year}",
-        )
+        if isinstance(conversions, Mapping):
+            ckey = _year_key(conversions, year)
+            value = conversions.get(ckey) if ckey is not None else None
+            put(f"fy{k}_conversions", value, "count", f"conversions.{year}")
 
     split = nested.get("rd_expense_expensed_by_period")
     row["rd_expense_expensed_by_period_present"] = split is not None
     if split is not None:
+        periods = list(RD_2022_PERIODS.values())
+        unknown = set(split) - set(RD_2022_PERIODS) if isinstance(split, Mapping) else set()
         if not isinstance(split, Mapping):
-            raise MalformedFacts("rd_expense_expensed_by_period", "expected an object")
-        unknown = set(split) - set(RD_2022_PERIODS)
-        if unknown:
-            raise MalformedFacts(
+            not_an_object("rd_expense_expensed_by_period", "expected an object", periods)
+        elif unknown:
+            not_an_object(
                 "rd_expense_expensed_by_period",
                 f"unknown period(s) {sorted(unknown)}; expected {sorted(RD_2022_PERIODS)}",
+                periods,
             )
-        for period, name in RD_2022_PERIODS.items():
-            put(name, split.get(period), "money", f"rd_expense_expensed_by_period.{period}")
+        else:
+            for period, name in RD_2022_PERIODS.items():
+                put(name, split.get(period), "money", f"rd_expense_expensed_by_period.{period}")
 
     for name, typ, path in _DISTRICT:
-        raw = _get(nested, path)
+        raw = get(path)
         if typ != "date":
             put(name, raw, typ, path)
             continue

@@ -77,13 +77,26 @@ def test_the_api_try_endpoint_is_open_and_returns_the_decision(client, db):
 
 
 def test_the_api_try_endpoint_names_malformed_facts(client, db):
+    # One fact given twice, inside and beside "enterprise": refused, naming it.
     response = client.post(
         "/api/calculator/try/hte",
-        {"facts": {"financials": [2024, 2023]}},
+        {"facts": {"enterprise": {"registration_date": "2019-02-01"}, "registration_date": "2020-01-01"}},
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json()["extra"]["field"] == "financials"
+    assert response.json()["extra"]["field"] == "registration_date"
+
+
+def test_the_api_try_endpoint_reports_figures_that_name_no_year_as_invalid(client, db):
+    response = client.post(
+        "/api/calculator/try/hte",
+        {"as_of": "2025-06-30", "facts": {"registration_date": "2010-01-01", "financials": [2024, 2023]}},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["verdict"] == "needs_data"
+    assert "financials.2024.sales_revenue" in body["invalid_fields"]
 
 
 def test_the_api_try_endpoint_reports_a_value_of_the_wrong_type_as_invalid(client, db):

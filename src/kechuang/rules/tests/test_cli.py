@@ -208,7 +208,7 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
 )
 def test_bad_input_one_line_exit_2(capsys, tmp_path, facts_file, argv, words):
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
-    (tmp_path / "malformed.json").write_text(json.dumps({"financials": [1, 2]}), encoding="utf-8")
+    (tmp_path / "malformed.json").write_text(json.dumps([VOUCHER_FACTS]), encoding="utf-8")
     names = {
         "facts": str(facts_file),
         "bad_json": str(tmp_path / "bad.json"),

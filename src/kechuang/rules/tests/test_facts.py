@@ -41,12 +41,12 @@ def test_a_value_of_the_wrong_type_is_an_error_for_sql_and_invalid_in_process(fa
     assert row[MALFORMED] == {column}
 
 
-def test_facts_that_are_not_of_the_nested_form_are_an_error_either_way():
+def test_facts_that_are_not_an_object_are_an_error_either_way():
     for lenient in (False, True):
         with pytest.raises(MalformedFacts):
-            flatten({"financials": [2024]}, AS_OF, lenient=lenient)
+            flatten([{"financials": {}}], AS_OF, lenient=lenient)  # type: ignore[arg-type]
     with pytest.raises(MalformedFacts):
-        evaluate("hte", {"financials": [2024]}, AS_OF)
+        evaluate("hte", [], AS_OF)  # type: ignore[arg-type]
 
 
 def test_only_cases_about_values_sql_cannot_store_are_kept_from_the_sql_engines():
@@ -71,20 +71,105 @@ def test_the_sql_runners_refuse_a_row_with_values_of_the_wrong_type(runner):
     assert caught.value.field == "team.core_members"
 
 
+SPLIT = "rd_expense_expensed_by_period"
+PERIODS = {"2022-01-01..2022-09-30": 800000, "2022-10-01..2022-12-31": 200000}
+
+
 @pytest.mark.parametrize(
-    ("facts", "field"),
+    ("facts", "field", "columns"),
     [
-        ({"ip": [1, 2]}, "ip"),
-        ({"team": "three people"}, "team"),
-        ({"direct_qualification": []}, "direct_qualification"),
-        ({"expert_scores": 5}, "expert_scores"),
-        ({"conversions": []}, "conversions"),
+        ({"ip": [1, 2]}, "ip", {"ip_class1_count", "ip_class2_count_unused", "ip_any_self_developed"}),
+        ({"team": "three people"}, "team", {"team_core_members", "team_company_registered"}),
+        ({"direct_qualification": []}, "direct_qualification", {"dq_provincial_rd_institution"}),
+        ({"expert_scores": 5}, "expert_scores", {"expert_rd_org", "expert_tech_advancement"}),
+        ({"conversions": []}, "conversions", {"fy1_conversions", "fy3_conversions"}),
+        ({"financials": [2024]}, "financials", {"fy1_sales_revenue", "fy3_total_assets"}),
+        ({"financials": {"2024": 5}}, "financials.2024", {"fy1_sales_revenue", "fy1_staff_total"}),
+        ({SPLIT: [1, 2]}, SPLIT, {"rd_expensed_2022_jan_sep", "rd_expensed_2022_oct_dec"}),
+        ({SPLIT: {**PERIODS, "Q4": 1}}, SPLIT, {"rd_expensed_2022_oct_dec"}),
     ],
 )
-def test_a_value_where_an_object_belongs_is_refused_naming_it_not_read_as_absent(facts, field):
+def test_a_value_where_an_object_belongs_is_refused_for_sql_and_unreadable_in_process(
+    facts, field, columns
+):
+    # The SQL engines' rows cannot say "present but impossible" for a whole object.
     with pytest.raises(MalformedFacts) as caught:
-        flatten(facts, AS_OF, lenient=True)
+        flatten(facts, AS_OF)
     assert caught.value.field == field
-    # null and {} are absent (RULES.md 0.1, 3.2 "an absent/empty direct_qualification object").
-    assert flatten(dict.fromkeys(facts), AS_OF, lenient=True)["ip_class1_count"] is None
-    assert flatten({field: {}}, AS_OF, lenient=True)["ip_class1_count"] is None
+    # In process every value read through it is malformed, never absent (RULES.md 0.4).
+    row = flatten(facts, AS_OF, lenient=True)
+    assert columns <= row[MALFORMED]
+    assert all(row[c] is None for c in columns)
+
+
+def test_null_or_an_empty_object_is_absent_not_malformed():
+    # RULES.md 0.1, and 3.2 "an absent/empty direct_qualification object".
+    for field in ("ip", "team", "direct_qualification", "expert_scores", "conversions", SPLIT):
+        for value in (None, {}):
+            row = flatten({field: value}, AS_OF, lenient=True)
+            assert MALFORMED not in row, (field, value)
+
+
+RD_2022_OTHERS = {
+    "tax_year": 2022, "resident_enterprise": True, "accounting_sound": True,
+    "audit_based_cit_collection": True, "industry": "software", "rd_expense_expensed": 1000000,
+    "is_registered_tsme_for_year": False,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("split", [[800000, 200000], {"Q1-Q3": 800000, "Q4": 200000}, {**PERIODS, "x": 0}])
+def test_a_malformed_2022_split_is_invalid_where_the_split_is_read(split):
+    d = evaluate("rd_super_deduction", {**RD_2022_OTHERS, SPLIT: split}, AS_OF).to_dict()
+    assert d["verdict"] == "needs_data"
+    assert d["invalid_fields"] == [SPLIT]
+    assert d["missing_fields"] == []
+    assert d["additional_deduction"] is None
+    good = evaluate("rd_super_deduction", {**RD_2022_OTHERS, SPLIT: PERIODS}, AS_OF).to_dict()
+    assert good["verdict"] == "eligible" and good["additional_deduction"] == 800000 * 0.75 + 200000
+
+
+@pytest.mark.parametrize(
+    ("changes", "ratio"), [({"tax_year": 2018}, 0.75), ({"is_registered_tsme_for_year": True}, 1.0)]
+)
+def test_a_malformed_2022_split_is_ignored_where_no_rule_reads_it(changes, ratio):
+    facts = {**RD_2022_OTHERS, **changes, SPLIT: {"Q4": 1}}
+    d = evaluate("rd_super_deduction", facts, AS_OF).to_dict()
+    assert (d["verdict"], d["ratio"], d["invalid_fields"]) == ("eligible", ratio, [])
+    assert d["additional_deduction"] == ratio * 1000000
+
+
+VOUCHER = {
+    "scheme": "district_service_voucher", "applicant_type": "enterprise",
+    "registered_in_shanghai": True, "is_tsme": True, "contract_amount": 160000,
+    "voucher_used_this_year": 420000, "order_date": "2022-09-15",
+    "service_provider_on_platform": True, "service_category_eligible": True,
+}  # fmt: skip
+
+
+def test_team_facts_as_text_matter_only_for_a_team():
+    # RULES.md 5.6, with a team field no rule reads for an enterprise.
+    d = evaluate("voucher", {**VOUCHER, "team": "n/a"}, AS_OF).to_dict()
+    assert (d["verdict"], d["subsidy_amount"], d["invalid_fields"]) == ("eligible", 80000, [])
+    team = evaluate("voucher", {**VOUCHER, "applicant_type": "startup_team", "team": "n/a"}, AS_OF)
+    assert team.to_dict()["verdict"] == "needs_data"
+    assert team.to_dict()["invalid_fields"] == [
+        "team.company_registered", "team.core_members", "team.in_incubator_park_or_maker_space"
+    ]
+
+
+def test_financials_that_name_no_year_make_the_window_years_invalid_not_missing():
+    d = evaluate("hte", {"registration_date": "2010-01-01", "financials": [2024]}, AS_OF).to_dict()
+    assert d["verdict"] == "needs_data"
+    assert "financials.2022.sales_revenue" in d["invalid_fields"]
+    assert "financials.2024.staff_total" in d["invalid_fields"]
+    assert not any(f.startswith("financials.") for f in d["missing_fields"])
+
+
+def test_facts_wrapped_in_enterprise_are_the_same_facts():
+    wrapped = evaluate("voucher", {"enterprise": VOUCHER, "id": "91310000000000000X"}, AS_OF)
+    assert wrapped.to_dict() == evaluate("voucher", VOUCHER, AS_OF).to_dict()
+    assert flatten({"enterprise": VOUCHER, "id": "e1"}, AS_OF)["entity_id"] == "e1"
+    # One fact given twice, inside and beside: neither silently wins.
+    with pytest.raises(MalformedFacts) as caught:
+        flatten({"enterprise": VOUCHER, "scheme": "municipal_innovation_voucher"}, AS_OF)
+    assert caught.value.field == "scheme"
