@@ -10,9 +10,10 @@ module never turns an absent value into 0, False or "".
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from kechuang.rules.errors import MalformedFacts
@@ -198,16 +199,26 @@ def int_date(v: int) -> dt.date:
     return dt.date(v // 10000, v // 100 % 100, v % 100)
 
 
+#: A date as text: the ISO 8601 calendar date YYYY-MM-DD (RFC 3339 full-date), nothing
+#: else Python's ``fromisoformat`` would also take (``20210301``, ``2021-W10-1``, padding).
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+#: A number as text: the text of a JSON number (RFC 8259), as money is often sent to keep
+#: it exact, and nothing else ``Decimal()`` would also read (full-width digits, ``1_000``,
+#: ``+5``, padding, ``Infinity``).
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def parse_date(value: Any) -> dt.date | None:
     """An ISO date (or a date object); None when it does not parse."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
         try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
+            return dt.date.fromisoformat(value)
+        except ValueError:  # 2021-02-30
             return None
     return None
 
@@ -220,11 +231,8 @@ def _decimal(value: Any, field: str) -> Decimal:
         result = value
     elif isinstance(value, int | float):
         result = Decimal(str(value))
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            raise MalformedFacts(field, f"expected a number, got {value!r}") from None
+    elif isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        result = Decimal(value)
     else:
         raise MalformedFacts(field, f"expected a number, got {value!r}")
     if not result.is_finite():

@@ -173,3 +173,25 @@ def test_facts_wrapped_in_enterprise_are_the_same_facts():
     with pytest.raises(MalformedFacts) as caught:
         flatten({"enterprise": VOUCHER, "scheme": "municipal_innovation_voucher"}, AS_OF)
     assert caught.value.field == "scheme"
+
+
+@pytest.mark.parametrize("text", ["90000000", "1E+5", "1e5", "-5", "0.5", "100.00", "-0"])
+def test_number_text_that_is_a_json_number_is_read_as_that_number(text):
+    assert flatten({"contract_amount": text}, AS_OF)["contract_amount"] == Decimal(text)
+
+
+@pytest.mark.parametrize("text", ["１２３", "1_000", "+5", " 100 ", "007", "NaN", "Infinity", "1,000", ""])
+def test_number_text_that_is_no_json_number_is_invalid_not_read(text):
+    row = flatten({"contract_amount": text}, AS_OF, lenient=True)
+    assert row["contract_amount"] is None and row[MALFORMED] == {"contract_amount"}
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [("2021-03-01", True), ("2024-02-29", True), ("2021-02-30", False), ("20210301", False),
+     ("2021-W10-1", False), (" 2021-03-01", False), ("2021-3-1", False), ("2021/03/01", False)],
+)  # fmt: skip
+def test_a_date_is_the_iso_calendar_date_yyyy_mm_dd_and_nothing_else(text, valid):
+    row = flatten({"registration_date": text}, AS_OF)
+    assert row["registration_date_invalid"] is (not valid)
+    assert (row["registration_date"] is not None) is valid
