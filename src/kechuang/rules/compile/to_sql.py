@@ -1156,12 +1156,7 @@ class Compiler:
                     (self.cond(cond.tree), f"{self.text(self.expr(text.tree))} || ','")
                     for cond, text in zip(o.exprs[::2], o.exprs[1::2], strict=True)
                 ]
-                # Unknown when whether an item belongs is unknown (RULES.md 0.1).
-                unknown = " OR ".join(f"({c}) IS NULL" for c, _ in items)
-                listed = self.text_list(items)
-                if unknown:
-                    listed = f"CASE WHEN {unknown} THEN NULL ELSE {listed} END"
-                out.append(f"{guard(listed)} AS {_ident(base)}")
+                out.append(f"{guard(self.text_list(items))} AS {_ident(base)}")
                 columns[base] = (o.path, "list")
             elif o.type == "ratio":
                 out.append(f"{guard(self.ratio_out(o.exprs[0].tree))} AS {_ident(base)}")

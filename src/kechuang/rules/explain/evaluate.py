@@ -266,11 +266,7 @@ def evaluate_row(policy: Policy, row: dict[str, Any], as_of: dt.date) -> Evaluat
         elif out.kind == "list":
             value = []
             for cond, text in zip(out.exprs[::2], out.exprs[1::2], strict=True):
-                belongs = ev.evaluate(cond)
-                if belongs is None:  # whether it belongs is unknown: so is the list
-                    value = None
-                    break
-                if belongs:
+                if ev.evaluate(cond) is True:
                     value.append(str(ev.evaluate(text)))
         else:
             value = _shape(ev.evaluate(out.exprs[0]), out.type)

@@ -73,10 +73,9 @@ def decode(compiled: CompiledPolicy, row: dict[str, Any]) -> dict[str, Any]:
             )
             continue
         if typ == "list":
+            value = [] if value in (None, "") else value.rstrip(",").split(",")
             if path[-1] in ("missing_fields", "invalid_fields"):
-                value = [] if value in (None, "") else sorted(value.rstrip(",").split(","))
-            elif value is not None:  # (NULL: unknown, as in process)
-                value = [] if value == "" else value.rstrip(",").split(",")
+                value = sorted(value)
         elif typ == "bool":
             value = None if value is None else bool(value)
         elif typ == "ratio":
