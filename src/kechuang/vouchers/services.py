@@ -29,7 +29,7 @@ from kechuang.calculator import law
 from kechuang.errors import KechuangError
 from kechuang.money import FEN, parse_yuan
 from kechuang.registry.models import Enterprise
-from kechuang.rules import Policy, flatten
+from kechuang.rules import MalformedFacts, Policy, flatten
 from kechuang.vouchers import access, ledger, prepared
 from kechuang.vouchers.models import (
     Claim,
@@ -365,6 +365,7 @@ def quota_apply(
         raise KechuangError(
             f"未知申请主体 / unknown applicant type {applicant_type!r}", "applicant_type"
         )
+    _check_applicant_facts(applicant_facts or {}, _today(today))
     app = QuotaApplication.objects.create(
         program=program,
         enterprise=enterprise,
@@ -388,6 +389,19 @@ def quota_apply(
         },
     )
     return app
+
+
+def _check_applicant_facts(facts: Any, day: dt.date) -> None:
+    """Refuse declared facts the rules engine cannot read (a text where a number or an
+    object belongs), naming the field, before they are stored and decided on later."""
+    if not isinstance(facts, dict):
+        raise KechuangError("申请主体条件应为对象 / applicant facts must be an object", "applicant_facts")
+    try:
+        flatten(facts, day)
+    except MalformedFacts as exc:
+        raise KechuangError(
+            f"申请主体条件格式错误 / applicant facts: {exc.field}: {exc.reason}", "applicant_facts"
+        ) from None
 
 
 def policy_annual_cap(applicant_type: str, scheme: str, as_of: dt.date) -> Decimal:
@@ -787,7 +801,12 @@ def subsidy_decision(
         "voucher_used_this_year": str(state.used_this_year),
     }
     day = order.order_date
-    decision = law.evaluate_flat(policy, flatten(facts, day), day).to_dict()
+    try:
+        # Lenient: a stored value the engine cannot read is an invalid fact, named below.
+        row = flatten(facts, day, lenient=True)
+    except MalformedFacts as exc:
+        raise KechuangError(f"申请主体条件格式错误 / applicant facts: {exc}", "order") from None
+    decision = law.evaluate_flat(policy, row, day).to_dict()
     if decision["verdict"] == "ineligible":
         failed = [c["id"] for c in decision["trace"]["criteria"] if c["outcome"] is False]
         raise KechuangError(f"不符合服务券条件 / not eligible: {', '.join(failed)}", "order")

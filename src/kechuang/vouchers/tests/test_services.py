@@ -13,7 +13,13 @@ from kechuang import rules
 from kechuang.accounts.models import AuditLog
 from kechuang.errors import KechuangError
 from kechuang.vouchers import ledger, selectors, services
-from kechuang.vouchers.models import Claim, Institution, LedgerTransaction, ServiceOrder
+from kechuang.vouchers.models import (
+    Claim,
+    Institution,
+    LedgerTransaction,
+    QuotaApplication,
+    ServiceOrder,
+)
 from kechuang.vouchers.tests import factories as f
 
 
@@ -278,6 +284,38 @@ def test_it_rejects_vouchers_for_an_ineligible_applicant(prog, staff_zhang, ent_
         services.order_voucher_apply(
             order=f.order(prog, ent_alice, offer, "100"), actor=ent_alice, idempotency_key="o5"
         )
+
+
+@pytest.mark.parametrize(
+    ("facts", "named"),
+    [
+        ({**f.ELIGIBLE, "team": "n/a"}, "team"),
+        ({**f.ELIGIBLE, "registered_in_shanghai": "yes"}, "registered_in_shanghai"),
+        ({**f.ELIGIBLE, "team": {"core_members": "３"}}, "team.core_members"),
+    ],
+)
+def test_it_refuses_applicant_facts_the_engine_cannot_read(prog, ent_alice, facts, named):
+    with pytest.raises(KechuangError) as caught:
+        services.quota_apply(
+            program=prog, enterprise=ent_alice.enterprise, actor=ent_alice, amount="1000",
+            applicant_facts=facts,
+        )
+    assert caught.value.field == "applicant_facts" and named in caught.value.message
+    assert not QuotaApplication.objects.filter(enterprise=ent_alice.enterprise).exists()
+
+
+def test_a_stored_fact_the_engine_cannot_read_is_named_not_a_crash(prog, staff_zhang, ent_alice, offer):
+    # Facts stored before they were checked on entry: the order is refused, naming them.
+    f.issue(prog, staff_zhang, ent_alice, "1000")
+    QuotaApplication.objects.filter(enterprise=ent_alice.enterprise).update(
+        applicant_facts={**f.ELIGIBLE, "is_tsme": "yes"}
+    )
+    before = snapshot(prog)
+    with pytest.raises(KechuangError, match="is_tsme"):
+        services.order_voucher_apply(
+            order=f.order(prog, ent_alice, offer, "100"), actor=ent_alice, idempotency_key="o9"
+        )
+    assert snapshot(prog) == before
 
 
 def test_delivery_claim_approval_and_settlement(prog, staff_zhang, ent_alice, inst_lab, offer):
