@@ -21,7 +21,7 @@ from kechuang.rules.errors import (
 )
 from kechuang.rules.explain.decision import Decision
 from kechuang.rules.explain.evaluate import evaluate_row
-from kechuang.rules.facts import flatten
+from kechuang.rules.facts import flatten, iso_date
 from kechuang.rules.policy import POLICY_DIR, Policy, load_policy
 
 __all__ = [
@@ -70,10 +70,10 @@ def _as_date(as_of: dt.date | str) -> dt.date:
         return as_of.date()
     if isinstance(as_of, dt.date):
         return as_of
-    try:
-        return dt.date.fromisoformat(str(as_of))
-    except ValueError:
-        raise MalformedFacts("as_of", f"not an ISO date: {as_of!r}") from None
+    day = iso_date(as_of) if isinstance(as_of, str) else None
+    if day is None:
+        raise MalformedFacts("as_of", f"not an ISO date (YYYY-MM-DD): {as_of!r}")
+    return day
 
 
 def evaluate(

@@ -35,10 +35,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"日期无效 invalid date '{text}': expected YYYY-MM-DD") from None
+    from kechuang.rules.facts import iso_date
+
+    day = iso_date(text)
+    if day is None:
+        raise BadInput(f"日期无效 invalid date '{text}': expected YYYY-MM-DD")
+    return day
 
 
 def _policy(policy_id: str):

@@ -199,6 +199,9 @@ def int_date(v: int) -> dt.date:
     return dt.date(v // 10000, v // 100 % 100, v % 100)
 
 
+#: The largest decimal exponent (either sign) a given number may have.
+MAGNITUDE_DIGITS = 30
+
 #: A date as text: the ISO 8601 calendar date YYYY-MM-DD (RFC 3339 full-date), nothing
 #: else Python's ``fromisoformat`` would also take (``20210301``, ``2021-W10-1``, padding).
 _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -209,17 +212,24 @@ _DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
+def iso_date(text: str) -> dt.date | None:
+    """``YYYY-MM-DD`` as a date; None for any other text or an impossible day."""
+    if not _DATE_TEXT.fullmatch(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:  # 2021-02-30
+        return None
+
+
 def parse_date(value: Any) -> dt.date | None:
     """An ISO date (or a date object); None when it does not parse."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:  # 2021-02-30
-            return None
+    if isinstance(value, str):
+        return iso_date(value)
     return None
 
 
@@ -237,6 +247,10 @@ def _decimal(value: Any, field: str) -> Decimal:
         raise MalformedFacts(field, f"expected a number, got {value!r}")
     if not result.is_finite():
         raise MalformedFacts(field, f"expected a finite number, got {value!r}")
+    if result and abs(result.adjusted()) > MAGNITUDE_DIGITS:
+        # 1e999999999 is a valid JSON number, but exact arithmetic on it would build an
+        # integer of a billion digits: no amount, count or share is that large or small.
+        raise MalformedFacts(field, f"out of range (beyond 1e±{MAGNITUDE_DIGITS}): {value!r}")
     return result
 
 
@@ -322,10 +336,10 @@ def _unwrapped(nested: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(inner, Mapping):
         return nested
     outer = {k: v for k, v in nested.items() if k != "enterprise"}
-    both = sorted(str(k) for k in set(outer) & set(inner))
+    both = sorted(str(k) for k in set(outer) & set(inner) if outer[k] != inner[k])
     if both:
         # Two values for one fact: neither may silently win.
-        raise MalformedFacts(both[0], "given both inside and beside 'enterprise'")
+        raise MalformedFacts(both[0], "given differently inside and beside 'enterprise'")
     return {**outer, **inner}
 
 

@@ -199,6 +199,7 @@ def test_run_spark_equals_duckdb(capsys, tmp_path):
         (["sql", "--policy", "voucher", "--dialect", "oracle", "--as-of", "2024-01-01"], ["unknown dialect"]),
         (["sql", "--policy", "nope", "--dialect", "duckdb", "--as-of", "2024-01-01"], ["unknown policy"]),
         (["sql", "--policy", "voucher", "--dialect", "duckdb", "--as-of", "yesterday"], ["invalid date"]),
+        (["sql", "--policy", "voucher", "--dialect", "duckdb", "--as-of", "20240101"], ["invalid date", "YYYY-MM-DD"]),
         (["run", "--policies", "voucher,nope", "--input", "{facts}", "--as-of", "2024-06-01", "--out", "{out}"], ["unknown policy"]),
         (["run", "--policies", "voucher", "--input", "{missing}", "--as-of", "2024-06-01", "--out", "{out}"], ["not found"]),
         (["run", "--policies", "voucher", "--input", "{facts}", "--engine", "oracle", "--as-of", "2024-06-01", "--out", "{out}"], ["unknown engine"]),

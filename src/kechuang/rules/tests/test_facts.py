@@ -169,10 +169,12 @@ def test_facts_wrapped_in_enterprise_are_the_same_facts():
     wrapped = evaluate("voucher", {"enterprise": VOUCHER, "id": "91310000000000000X"}, AS_OF)
     assert wrapped.to_dict() == evaluate("voucher", VOUCHER, AS_OF).to_dict()
     assert flatten({"enterprise": VOUCHER, "id": "e1"}, AS_OF)["entity_id"] == "e1"
-    # One fact given twice, inside and beside: neither silently wins.
+    # One fact given twice, inside and beside: neither silently wins, unless they agree.
     with pytest.raises(MalformedFacts) as caught:
         flatten({"enterprise": VOUCHER, "scheme": "municipal_innovation_voucher"}, AS_OF)
     assert caught.value.field == "scheme"
+    same = flatten({"enterprise": VOUCHER, "scheme": VOUCHER["scheme"]}, AS_OF)
+    assert same == flatten(VOUCHER, AS_OF)
 
 
 @pytest.mark.parametrize("text", ["90000000", "1E+5", "1e5", "-5", "0.5", "100.00", "-0"])
@@ -195,3 +197,24 @@ def test_a_date_is_the_iso_calendar_date_yyyy_mm_dd_and_nothing_else(text, valid
     row = flatten({"registration_date": text}, AS_OF)
     assert row["registration_date_invalid"] is (not valid)
     assert (row["registration_date"] is not None) is valid
+
+
+@pytest.mark.parametrize("value", ["1e999999999", "-1E-999999999", Decimal("1E+31"), 10**31, "1e-31"])
+def test_a_number_beyond_any_amount_count_or_share_is_invalid_not_computed(value):
+    # Exact arithmetic on 1e999999999 would build an integer of a billion digits.
+    row = flatten({"contract_amount": value, "tax_year": value}, AS_OF, lenient=True)
+    assert row[MALFORMED] == {"contract_amount", "tax_year"}
+    d = evaluate("rd_super_deduction", {"tax_year": value, "rd_expense_expensed": value}, AS_OF)
+    assert {"tax_year", "rd_expense_expensed"} <= set(d.to_dict()["invalid_fields"])
+
+
+def test_the_largest_and_smallest_numbers_still_read():
+    row = flatten({"contract_amount": "1e30", "manufacturing_revenue_share": "1e-30"}, AS_OF, lenient=True)
+    assert row["contract_amount"] == Decimal("1e30") and MALFORMED not in row
+
+
+@pytest.mark.parametrize("as_of", ["20250630", "2025-W26-1", " 2025-06-30", "2025-06-31", 20250630])
+def test_as_of_is_an_iso_calendar_date(as_of):
+    with pytest.raises(MalformedFacts) as caught:
+        evaluate("voucher", VOUCHER, as_of)
+    assert caught.value.field == "as_of"
