@@ -52,6 +52,9 @@ def parse_yuan(value: Any, *, field: str | None = None) -> Decimal | None:
             raise KechuangError(f"不是金额 / not an amount: {value!r}", field) from None
     if not amount.is_finite():
         raise KechuangError(f"不是金额 / not an amount: {value!r}", field)
+    if amount and amount.adjusted() > 30:
+        # No amount is that large; 1e999999999 cannot even be rounded to the fen.
+        raise KechuangError(f"金额过大 / the amount is too large: {value!r}", field)
     if amount != amount.quantize(FEN, rounding=ROUND_HALF_UP):
         raise KechuangError(f"金额最多两位小数 / at most two decimals (fen): {value!r}", field)
     return quantize_yuan(amount)

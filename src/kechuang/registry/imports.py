@@ -107,7 +107,7 @@ def parse_money(value: Any) -> Decimal:
         except InvalidOperation:
             pass
         else:
-            if amount.is_finite() and amount.as_tuple().exponent >= -2:
+            if amount.is_finite() and amount.as_tuple().exponent >= -2 and amount.adjusted() <= 30:
                 if amount < 0:
                     raise ValueError("金额不能为负数 / an amount cannot be negative")
                 return amount.quantize(_FEN)

@@ -114,7 +114,7 @@ def test_it_rejects_approval_above_the_remaining_budget(staff_zhang, ent_alice, 
     assert selectors.program_balances(prog)["unallocated"] == Decimal("30000.00")
 
 
-@pytest.mark.parametrize("amount", ["0", "-1", "10.001", "abc", ""])
+@pytest.mark.parametrize("amount", ["0", "-1", "10.001", "abc", "", "1e999999999", "-1e999999999"])
 def test_it_rejects_bad_amounts_with_a_clear_message(prog, ent_alice, amount):
     with pytest.raises(KechuangError) as err:
         services.quota_apply(
