@@ -133,6 +133,9 @@ def parse_staff(value: Any) -> Decimal:
         raise ValueError("不是数字 / not a number") from None
     if not number.is_finite():
         raise ValueError("不是数字 / not a number")
+    if number and number.adjusted() > 30:
+        # 1e999999999 cannot even be rounded to two decimals.
+        raise ValueError("数字过大 / the number is too large")
     if number < 0:
         raise ValueError("人数不能为负数 / a head count cannot be negative")
     if number != number.quantize(Decimal("0.01")):

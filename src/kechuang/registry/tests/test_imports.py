@@ -156,7 +156,7 @@ def test_a_file_with_bad_rows_is_rejected_whole_with_every_problem_reported(db):
                 FY_HEADERS,
                 [CODE_A, 2024, -5, 0, 10, 2],
                 [CODE_A, 2023, 100, 0, 10, 12],
-                [CODE_A, 2022, "1e999999999", 0, 10, 2],
+                [CODE_A, 2022, "1e999999999", 0, "1e999999999", 2],
             ],
         }
     )
@@ -170,6 +170,7 @@ def test_a_file_with_bad_rows_is_rejected_whole_with_every_problem_reported(db):
     assert ("年度财务", 2, "销售收入") in found  # negative amount
     assert ("年度财务", 3, "科技人员数") in found  # S&T staff above total
     assert ("年度财务", 4, "销售收入") in found  # beyond any amount (not a crash)
+    assert ("年度财务", 4, "职工总数") in found  # beyond any head count (not a crash)
     duplicate = [e for e in result.errors if e.row == 5]
     assert duplicate and "duplicate of row 2" in duplicate[0].reason
     assert all("/" in e.reason for e in result.errors)  # Chinese / English
