@@ -26,6 +26,7 @@ from ninja.security import HttpBearer
 
 from kechuang.accounts import roles, tokens
 from kechuang.errors import KechuangError
+from kechuang.rules.facts import MAGNITUDE_DIGITS
 from kechuang.rules.numbers import dumps_exact
 
 
@@ -41,12 +42,59 @@ class BearerToken(HttpBearer):
         return user
 
 
+#: No number this platform stores or decides on has more digits before or after the
+#: point; 1e999999999 is valid JSON, but turning it into an integer takes hours.
+_MAX_DIGITS = MAGNITUDE_DIGITS
+
+
+def _number(text: str) -> Decimal:
+    value = Decimal(text)
+    if value and abs(value.adjusted()) > _MAX_DIGITS:
+        raise HttpError(400, f"数字超出范围 / number out of range: {text[:40]}")
+    return value
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS + 1:
+        raise HttpError(400, f"数字超出范围 / number out of range: {text[:40]}…")
+    return int(text)
+
+
+def _constant(name: str) -> Any:
+    raise HttpError(400, f"不是数字 / not a number: {name}")
+
+
+def _check_text(value: Any) -> None:
+    """Refuse text no database can store (a lone surrogate such as "\\ud800")."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise HttpError(400, "文本含无效字符 / text with an invalid character") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 class ExactJSONParser(Parser):
     """JSON numbers read through their decimal text (RULES.md 0.5): a 16-digit amount
-    must reach the rules engine as sent, not as the nearest binary float."""
+    must reach the rules engine as sent, not as the nearest binary float. Numbers beyond
+    1e±30, NaN and text no database can store are refused (400), before any work."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        return json.loads(request.body, parse_float=Decimal)
+        try:
+            data = json.loads(
+                request.body, parse_float=_number, parse_int=_integer, parse_constant=_constant
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise HttpError(400, "请求体不是有效的 JSON / the body is not valid JSON") from None
+        _check_text(data)
+        return data
 
 
 class ExactJSONRenderer(JSONRenderer):
@@ -137,6 +185,12 @@ def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(request, exc.status_code, str(exc))
+
+
+@api.exception_handler(OverflowError)
+def _out_of_range(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+    # A number (an id in the path, a year, a count) beyond what the database stores.
+    return error_response(request, 400, "数字超出范围 / number out of range")
 
 
 class MeOut(Schema):

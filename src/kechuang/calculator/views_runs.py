@@ -9,8 +9,9 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -171,7 +172,13 @@ def run_exclude(request: HttpRequest, run_id: int, result_id: int) -> HttpRespon
         messages.error(request, e.message)
     else:
         messages.success(request, _("已排除 %(code)s") % {"code": result.credit_code})
-    return redirect(request.POST.get("next") or f"/calculator/runs/{run.pk}/")
+    back = request.POST.get("next", "")
+    # Only back to a page of this site: never an open redirect to another host.
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = f"/calculator/runs/{run.pk}/"
+    return HttpResponseRedirect(back)
 
 
 @login_required

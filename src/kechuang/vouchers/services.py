@@ -365,7 +365,7 @@ def quota_apply(
         raise KechuangError(
             f"未知申请主体 / unknown applicant type {applicant_type!r}", "applicant_type"
         )
-    _check_applicant_facts(applicant_facts or {}, _today(today))
+    applicant_facts = _check_applicant_facts(applicant_facts or {}, _today(today))
     app = QuotaApplication.objects.create(
         program=program,
         enterprise=enterprise,
@@ -391,16 +391,30 @@ def quota_apply(
     return app
 
 
-def _check_applicant_facts(facts: Any, day: dt.date) -> None:
+def _decimal_text(value: Any) -> str:
+    # Exactly as sent: the engine reads the text of a JSON number as that number.
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)
+    raise TypeError(f"not JSON: {value!r}")
+
+
+def _check_applicant_facts(facts: Any, day: dt.date) -> dict[str, Any]:
     """Refuse declared facts the rules engine cannot read (a text where a number or an
-    object belongs), naming the field, before they are stored and decided on later."""
+    object belongs), naming the field, before they are stored and decided on later; the
+    facts as JSON stores them (the API reads numbers as exact Decimals)."""
     if not isinstance(facts, dict):
         raise KechuangError("申请主体条件应为对象 / applicant facts must be an object", "applicant_facts")
     try:
         flatten(facts, day)
+        return json.loads(json.dumps(facts, default=_decimal_text, allow_nan=False))
     except MalformedFacts as exc:
         raise KechuangError(
             f"申请主体条件格式错误 / applicant facts: {exc.field}: {exc.reason}", "applicant_facts"
+        ) from None
+    except (TypeError, ValueError):  # a value JSON cannot hold (NaN, a set, an object)
+        raise KechuangError(
+            "申请主体条件含无法保存的值 / applicant facts hold a value JSON cannot store",
+            "applicant_facts",
         ) from None
 
 

@@ -133,3 +133,26 @@ def test_anonymous_visitors_are_sent_to_log_in(client, finished_run):
     run, _alice, _offer = finished_run
     response = client.get(f"/calculator/runs/{run.pk}/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("back", ["https://evil.example/", "//evil.example/x", "NaN", "javascript:alert(1)"])
+def test_excluding_never_redirects_off_the_site(client, staff_zhang, finished_run, back):
+    run, alice, _offer = finished_run
+    client.force_login(staff_zhang)
+    response = client.post(
+        f"/calculator/runs/{run.pk}/results/{alice.pk}/exclude/", {"reason": "x", "next": back}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"/calculator/runs/{run.pk}/"
+
+
+@pytest.mark.django_db
+def test_excluding_returns_to_the_page_of_this_site_it_came_from(client, staff_zhang, finished_run):
+    run, alice, _offer = finished_run
+    client.force_login(staff_zhang)
+    back = f"/calculator/runs/{run.pk}/?page=2"
+    response = client.post(
+        f"/calculator/runs/{run.pk}/results/{alice.pk}/exclude/", {"reason": "x", "next": back}
+    )
+    assert response["Location"] == back

@@ -327,3 +327,42 @@ def test_the_auditor_reads_the_audit_trail_of_voucher_actions(
     client.login(username=auditor_li.username, password=PASSWORD)
     page = client.get(reverse("accounts:audit_log"))
     assert page.status_code == 200 and "voucher.order_create" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"program": -1e999999999, "amount": "1"}',  # int() of it would take hours
+        '{"program": 1, "amount": 1e-999999999}',
+        '{"program": 1' + "0" * 40 + ', "amount": "1"}',
+        '{"program": 1, "amount": NaN}',
+        '{"program": 1, "amount": "1", "applicant_facts": {"k": "\\ud800"}}',  # no database stores it
+        '{"program": 1, "amount": "1"',
+    ],
+)
+def test_a_body_no_number_or_text_column_can_hold_is_refused_at_once(prog, ent_alice, body):
+    api = Api(ent_alice)
+    r = api.client.post(
+        "/api/vouchers/quota-applications", body, content_type="application/json", headers=api.headers
+    )
+    assert r.status_code == 400, r.content
+    assert r.json()["message"]
+    assert not selectors.program_balances(prog)["committed"]
+
+
+def test_applicant_facts_with_a_fraction_are_stored_exactly(prog, ent_alice):
+    r = Api(ent_alice).post(
+        "/quota-applications",
+        {"program": prog.pk, "amount": "100", "applicant_facts": {**f.ELIGIBLE, "note_share": 0.1}},
+    )
+    assert r.status_code == 201, r.content
+    from kechuang.vouchers.models import QuotaApplication
+
+    stored = QuotaApplication.objects.get(pk=r.json()["id"]).applicant_facts
+    assert stored == {**f.ELIGIBLE, "note_share": "0.1"}
+
+
+def test_an_id_beyond_the_database_range_is_a_400_not_a_crash(staff_zhang):
+    r = Api(staff_zhang).post("/quota-applications/99999999999999999999999/approve",
+                              {"amount": "1", "idempotency_key": "k"})
+    assert r.status_code in (400, 404), r.content
