@@ -5,6 +5,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
 from kechuang.accounts import logins
+from kechuang.dates import PLAUSIBLE
 
 
 class LoginForm(AuthenticationForm):
@@ -27,10 +28,12 @@ class AuditLogFilterForm(forms.Form):
     obj_type = forms.CharField(label=_("对象类型"), required=False)
     obj_id = forms.CharField(label=_("对象"), required=False)
     since = forms.DateField(
-        label=_("起始日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("起始日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        validators=PLAUSIBLE,
     )
     until = forms.DateField(
-        label=_("截止日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("截止日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        validators=PLAUSIBLE,
     )
 
 

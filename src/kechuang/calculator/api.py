@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest
 from ninja import Router, Schema
 
 from kechuang.calculator import access, selectors, services
+from kechuang.dates import check_day
 from kechuang.rules import UnknownPolicy, get_policy
 
 router = Router(tags=["calculator"])
@@ -39,7 +40,7 @@ class TryIn(Schema):
 )
 def selfcheck(request: HttpRequest, credit_code: str, as_of: dt.date | None = None) -> dict:
     enterprise = access.enterprise_for_selfcheck(request.user, credit_code)
-    day = as_of or dt.date.today()
+    day = check_day(as_of, "as_of") if as_of else dt.date.today()
     return {
         "credit_code": enterprise.credit_code,
         "as_of": day,

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from kechuang.calculator import access_runs, selectors_runs, services_runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun
@@ -155,8 +155,9 @@ MAX_RESULTS_WITH_OUTPUTS = 500
 
 @router.get("/runs/{run_id}/results", response=list[ResultOut], summary="A run's results")
 def run_results(
-    request: HttpRequest, run_id: int, policy: str = "", verdict: str = "", offset: int = 0,
-    limit: int = 500, outputs: bool = False,
+    request: HttpRequest, run_id: int, policy: str = "", verdict: str = "",
+    offset: int = Query(0, ge=0, le=10**9), limit: int = Query(500, ge=1, le=5000),
+    outputs: bool = False,
 ):
     access_runs.require_view(request.user)
     run = get_object_or_404(MianshenRun, pk=run_id)

@@ -14,6 +14,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from sqlglot import exp
 
+from kechuang.dates import PLAUSIBLE
 from kechuang.rules import Policy
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
 
@@ -29,7 +30,8 @@ _DERIVED["rd_expense_expensed_by_period_present"] = ""
 
 class AsOfForm(forms.Form):
     as_of = forms.DateField(
-        label=_("评估日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("评估日期"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        validators=PLAUSIBLE,
     )
 
     def as_of_or_today(self) -> dt.date:
@@ -39,7 +41,8 @@ class AsOfForm(forms.Form):
 
 
 class EnterpriseCodeForm(forms.Form):
-    code = forms.CharField(label=_("统一社会信用代码"), max_length=18)
+    # Letters and digits only: the code becomes part of a URL.
+    code = forms.RegexField(label=_("统一社会信用代码"), max_length=18, regex=r"^\s*[0-9A-Za-z]+\s*$")
 
 
 def _text_choices(policy: Policy, name: str) -> list[str] | None:
@@ -112,7 +115,9 @@ def _field(label: str, typ: str, choices: list[str] | None) -> forms.Field:
 class PolicyFactsForm(forms.Form):
     """One policy's facts, typed by a visitor (nothing is stored)."""
 
-    as_of = forms.DateField(label=_("评估日期"), widget=forms.DateInput(attrs={"type": "date"}))
+    as_of = forms.DateField(
+        label=_("评估日期"), widget=forms.DateInput(attrs={"type": "date"}), validators=PLAUSIBLE
+    )
 
     def __init__(self, *args: Any, policy: Policy, as_of: dt.date, lang: str, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -26,6 +26,7 @@ from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.errors import KechuangError
 from kechuang.rules import Decision, NotInForce
 from kechuang.rules.explain.evaluate import evaluate_row
+from kechuang.rules.facts import MAGNITUDE_DIGITS
 
 
 def reform_parameters(policy_id: str, as_of: dt.date) -> list[dict[str, Any]]:
@@ -92,10 +93,11 @@ def reform_create(
 
 def _is_number(text: str) -> bool:
     try:
-        Decimal(text)
+        value = Decimal(text)
     except Exception:
         return False
-    return Decimal(text).is_finite()
+    # 1e999999999 is a number no parameter holds; writing it out would not end.
+    return value.is_finite() and (not value or abs(value.adjusted()) <= MAGNITUDE_DIGITS)
 
 
 def reform_run(

@@ -332,6 +332,11 @@ def iter_tables(
         except StopIteration:
             errors.append(RowError(filename, 1, "", "", "文件为空 / the file is empty"))
             return
+        except UnicodeDecodeError:
+            errors.append(
+                RowError(filename, 1, "", "", "CSV 文件须为 UTF-8 编码 / a CSV file must be UTF-8")
+            )
+            return
         target = sheet_named(sheet) if sheet else _guess_sheet(header)
         if target is None:
             errors.append(

@@ -83,6 +83,10 @@ def enterprise_update(*, actor: Any, enterprise: Enterprise, **changes: Any) -> 
         raise KechuangError(
             "统一社会信用代码不可修改 / the credit code cannot change", "credit_code"
         )
+    for name, value in changes.items():
+        if value is None and not Enterprise._meta.get_field(name).null:
+            # (blank fields take "", not null: the database refuses null for them)
+            raise KechuangError(f"{name} 不能为 null / {name} cannot be null", name)
     _check_industry(changes.get("industry_code"))
     with transaction.atomic():
         # Lock the row so two editors cannot both read the same "before".

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -198,3 +199,9 @@ def test_an_idle_session_ends_and_activity_keeps_it_alive(client, auditor_li):
     Session.objects.filter(pk=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
     response = client.get(reverse("accounts:audit_log"))
     assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+
+
+@pytest.mark.parametrize("query", [{"since": "0001-01-01"}, {"until": "9999-12-31"}])
+def test_an_audit_filter_date_at_the_end_of_the_calendar_is_a_form_error(client, auditor_li, query):
+    client.force_login(auditor_li)
+    assert client.get(reverse("accounts:audit_log"), query).status_code == 200

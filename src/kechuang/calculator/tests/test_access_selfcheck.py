@@ -96,6 +96,16 @@ def test_the_api_gives_an_enterprise_its_own_selfcheck(client, alice, ent_alice)
     assert "district_hte_first_reward" in [d["policy"]["id"] for d in body["decisions"]]
 
 
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+def test_a_day_outside_the_calendar_the_platform_decides_on_is_refused_not_a_crash(
+    client, alice, ent_alice, as_of
+):
+    response = client.get(f"/api/calculator/{ALICE_CODE}", {"as_of": as_of}, headers=bearer(ent_alice))
+    assert response.status_code == 400 and response.json()["extra"]["field"] == "as_of"
+    client.force_login(ent_alice)
+    assert client.get(f"/calculator/{ALICE_CODE}/", {"as_of": as_of}).status_code == 200
+
+
 # --- the public calculator: anybody, nothing stored, CSRF on --------------------
 
 
@@ -127,3 +137,11 @@ def test_the_selfcheck_page_turns_english_with_the_switch(client, alice, ent_ali
     assert "Policy calculator" in page and "Eligible" in page
     assert "Reward for first-time high-tech enterprise recognition" in page
     assert "first recognised as a high-tech enterprise last year or this year" in page
+
+
+@pytest.mark.parametrize("code", ["1/2/2024", "../x", "a b"])
+def test_a_code_that_is_not_letters_and_digits_is_a_form_error(client, staff_zhang, code):
+    client.force_login(staff_zhang)
+    response = client.get("/calculator/", {"code": code})
+    assert response.status_code == 200
+    assert response.context["form"].errors["code"]

@@ -110,7 +110,7 @@ def test_a_reform_run_is_never_paid(
 @pytest.mark.django_db
 def test_a_reform_refuses_bad_values_and_changes_nothing(client, staff_zhang):
     client.force_login(staff_zhang)
-    for value in ("abc", ""):
+    for value in ("abc", "", "1e999999999", "NaN"):
         response = client.post(
             f"/calculator/reforms/?policy={HTE}",
             {"policy": HTE, "as_of": AS_OF.isoformat(), "name": "x", "param_reward_amount": value},

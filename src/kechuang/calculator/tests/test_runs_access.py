@@ -156,3 +156,17 @@ def test_excluding_returns_to_the_page_of_this_site_it_came_from(client, staff_z
         f"/calculator/runs/{run.pk}/results/{alice.pk}/exclude/", {"reason": "x", "next": back}
     )
     assert response["Location"] == back
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["offset=-1", "limit=-1", "limit=0", "offset=9223372036854775808"])
+def test_result_pages_out_of_range_are_refused_not_a_crash(client, staff_zhang, finished_run, query):
+    run, _alice, _offer = finished_run
+    _, token = token_create(user=staff_zhang)
+    response = client.get(
+        f"/api/mianshen/runs/{run.pk}/results?{query}", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code in (400, 422), response.content
+    assert client.get(
+        f"/api/mianshen/runs/{run.pk}/results?offset=1&limit=1", HTTP_AUTHORIZATION=f"Bearer {token}"
+    ).status_code == 200

@@ -279,3 +279,13 @@ def test_an_enterprise_token_cannot_write_another_enterprises_fiscal_year(ent_bo
         FiscalYear.objects.filter(enterprise=alice_corp).values_list("year", flat=True)
     ) == [2024]
     assert FiscalYear.objects.get(enterprise=alice_corp).sales_revenue == Decimal("52900000.00")
+
+
+@pytest.mark.parametrize("field", ["contact_email", "industry_code"])
+def test_null_for_a_field_that_cannot_be_empty_is_refused_naming_it(staff_zhang, alice_corp, field):
+    before = getattr(alice_corp, field)
+    response = Api(staff_zhang).patch(f"/enterprises/{ALICE_CODE}", {field: None})
+    assert response.status_code == 400, response.content
+    assert response.json()["extra"]["field"] == field
+    alice_corp.refresh_from_db()
+    assert getattr(alice_corp, field) == before

@@ -210,6 +210,14 @@ def test_a_csv_file_is_recognised_by_its_headers(db):
     )
 
 
+def test_a_csv_file_that_is_not_utf8_is_a_reported_problem_not_a_crash(db):
+    csv = f"统一社会信用代码,年度,销售收入\n{CODE_B},2023,4000000\n"
+    result = do_import(io.BytesIO(csv.encode("gbk")), name="fy.csv")
+    assert not result.ok
+    assert "UTF-8" in result.errors[0].reason
+    assert FiscalYear.objects.count() == 0
+
+
 def test_the_error_report_workbook_lists_every_problem(db):
     file = workbook(
         {"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""], ["-abc", "y", "", "", ""]]}
