@@ -115,6 +115,9 @@ def fiscal_year_set(*, actor: Any, enterprise: Enterprise, year: int, **figures:
     for name, value in figures.items():
         if isinstance(value, Decimal | int) and value < 0:
             raise KechuangError("金额不能为负数 / an amount cannot be negative", name)
+        if isinstance(value, int) and value > 2**31 - 1:
+            # A count the database column cannot hold (nor any enterprise has).
+            raise KechuangError("数字过大 / the number is too large", name)
     with transaction.atomic():
         fy, created = FiscalYear.objects.select_for_update().get_or_create(
             enterprise=enterprise, year=year

@@ -13,6 +13,36 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+_MAX_ID = 2**63 - 1
+
+
+def _id_in_range(value: object) -> bool:
+    # An id the database cannot hold makes the lookup raise OverflowError (a 500).
+    text = str(value).strip()
+    return text.isdigit() and int(text) <= _MAX_ID
+
+
+class RecordChoiceField(forms.ModelChoiceField):
+    """A record chosen by id; an id beyond any column's range is an invalid choice."""
+
+    def to_python(self, value: object) -> object:
+        if value not in self.empty_values and not _id_in_range(value):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
+class RecordsChoiceField(forms.ModelMultipleChoiceField):
+    """Records chosen by id; an id beyond any column's range is an invalid choice."""
+
+    def _check_values(self, value: object) -> object:
+        for pk in value or ():
+            if not _id_in_range(pk):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                )
+        return super()._check_values(value)
+
+
 class ProgramForm(forms.Form):
     year = forms.IntegerField(label=_("年度"), min_value=2000, max_value=2100)
     name = forms.CharField(label=_("名称"), max_length=200)
@@ -21,13 +51,13 @@ class ProgramForm(forms.Form):
     per_team_cap = forms.CharField(label=_("每个创业团队上限（元）"))
     valid_from = forms.DateField(label=_("有效期起"), widget=DateInput)
     valid_until = forms.DateField(label=_("有效期止"), widget=DateInput)
-    categories = forms.ModelMultipleChoiceField(
+    categories = RecordsChoiceField(
         label=_("适用服务类别"), queryset=ServiceCategory.objects.all()
     )
 
 
 class QuotaApplyForm(forms.Form):
-    program = forms.ModelChoiceField(label=_("项目"), queryset=Program.objects.all())
+    program = RecordChoiceField(label=_("项目"), queryset=Program.objects.all())
     amount = forms.CharField(label=_("申请额度（元）"))
     applicant_type = forms.ChoiceField(
         label=_("申请主体"), choices=[("enterprise", _("企业")), ("startup_team", _("创业团队"))]
@@ -37,7 +67,7 @@ class QuotaApplyForm(forms.Form):
 
 
 class OrderForm(forms.Form):
-    program = forms.ModelChoiceField(label=_("项目"), queryset=Program.objects.all())
+    program = RecordChoiceField(label=_("项目"), queryset=Program.objects.all())
     offering = forms.IntegerField(label=_("服务项目编号"), widget=forms.Select)
     contract_number = forms.CharField(label=_("合同编号"), required=False, max_length=60)
     contract_amount = forms.CharField(label=_("合同金额（元）"))
@@ -55,7 +85,7 @@ class InstitutionForm(forms.Form):
 
 
 class OfferingForm(forms.Form):
-    category = forms.ModelChoiceField(label=_("服务类别"), queryset=ServiceCategory.objects.all())
+    category = RecordChoiceField(label=_("服务类别"), queryset=ServiceCategory.objects.all())
     name = forms.CharField(label=_("服务名称"), max_length=200)
     price = forms.CharField(label=_("价格（元）"))
 

@@ -109,6 +109,8 @@ def program_create(
 ) -> Program:
     """Create a year's program and post its budget from the appropriation to unallocated."""
     access.require_staff(actor)
+    if not isinstance(year, int) or not 1900 <= year <= 2999:
+        raise KechuangError(f"年度应为四位年份 / a year has four digits: {year!r}", "year")
     budget = amount_in(budget, "budget")
     per_enterprise_cap = amount_in(per_enterprise_cap, "per_enterprise_cap")
     per_team_cap = amount_in(per_team_cap, "per_team_cap")

@@ -289,3 +289,12 @@ def test_null_for_a_field_that_cannot_be_empty_is_refused_naming_it(staff_zhang,
     assert response.json()["extra"]["field"] == field
     alice_corp.refresh_from_db()
     assert getattr(alice_corp, field) == before
+
+
+@pytest.mark.parametrize("conversions", [9223372036854775808, 2**31, 1e20])
+def test_a_count_no_column_can_hold_is_refused_not_a_crash(staff_zhang, alice_corp, conversions):
+    api = Api(staff_zhang)
+    before = api.get(f"/enterprises/{ALICE_CODE}/fiscal-years").json()
+    response = api.put(f"/enterprises/{ALICE_CODE}/fiscal-years/2024", {"conversions": conversions})
+    assert response.status_code in (400, 422), response.content
+    assert api.get(f"/enterprises/{ALICE_CODE}/fiscal-years").json() == before

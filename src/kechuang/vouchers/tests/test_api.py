@@ -366,3 +366,18 @@ def test_an_id_beyond_the_database_range_is_a_400_not_a_crash(staff_zhang):
     r = Api(staff_zhang).post("/quota-applications/99999999999999999999999/approve",
                               {"amount": "1", "idempotency_key": "k"})
     assert r.status_code in (400, 404), r.content
+
+
+@pytest.mark.parametrize("year", [-1, 0, 99999, 1e20])
+def test_a_program_year_that_is_no_year_is_refused(staff_zhang, year):
+    f.category()
+    body = {
+        "year": year, "name": "x", "budget": "1000", "per_enterprise_cap": "100",
+        "per_team_cap": "50", "valid_from": "2026-01-01", "valid_until": "2026-12-31",
+        "categories": [f.category().pk], "idempotency_key": "py",
+    }
+    r = Api(staff_zhang).post("/programs", body)
+    assert r.status_code in (400, 422), r.content
+    from kechuang.vouchers.models import Program
+
+    assert not Program.objects.exists()

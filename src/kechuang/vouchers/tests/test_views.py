@@ -215,3 +215,21 @@ def test_staff_create_a_program_from_the_page(staff_zhang):
     from kechuang.vouchers.models import Program
 
     assert selectors.program_balances(Program.objects.get())["unallocated"] == 3740000
+
+
+@pytest.mark.parametrize("categories", [["9223372036854775808"], ["-1"], ["abc"]])
+def test_a_category_id_no_column_can_hold_is_a_form_error_not_a_crash(staff_zhang, categories):
+    f.category()
+    r = login(staff_zhang).post(
+        reverse("vouchers:program_create"),
+        {
+            "idempotency_key": "page-q", "year": 2026, "name": "x", "budget": "1",
+            "per_enterprise_cap": "1", "per_team_cap": "1", "valid_from": "2026-01-01",
+            "valid_until": "2026-12-31", "categories": categories,
+        },
+        follow=True,
+    )
+    assert r.status_code == 200 and "请检查项目信息" in r.content.decode()
+    from kechuang.vouchers.models import Program
+
+    assert not Program.objects.exists()
