@@ -19,7 +19,7 @@ _MAX_ID = 2**63 - 1
 def _id_in_range(value: object) -> bool:
     # An id the database cannot hold makes the lookup raise OverflowError (a 500).
     text = str(value).strip()
-    return text.isdigit() and int(text) <= _MAX_ID
+    return text.isdigit() and len(text) <= 19 and int(text) <= _MAX_ID
 
 
 class RecordChoiceField(forms.ModelChoiceField):
