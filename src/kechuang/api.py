@@ -42,20 +42,16 @@ class BearerToken(HttpBearer):
         return user
 
 
-#: No number this platform stores or decides on has more digits before or after the
-#: point; 1e999999999 is valid JSON, but turning it into an integer takes hours.
-_MAX_DIGITS = MAGNITUDE_DIGITS
-
-
 def _number(text: str) -> Decimal:
+    # 1e999999999 is valid JSON, but turning it into an integer takes hours.
     value = Decimal(text)
-    if value and abs(value.adjusted()) > _MAX_DIGITS:
+    if value and abs(value.adjusted()) > MAGNITUDE_DIGITS:
         raise HttpError(400, f"数字超出范围 / number out of range: {text[:40]}")
     return value
 
 
 def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > _MAX_DIGITS + 1:
+    if len(text.lstrip("-")) > MAGNITUDE_DIGITS + 1:
         raise HttpError(400, f"数字超出范围 / number out of range: {text[:40]}…")
     return int(text)
 

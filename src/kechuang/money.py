@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from kechuang.errors import KechuangError
+from kechuang.rules.facts import MAGNITUDE_DIGITS
 
 FEN = Decimal("0.01")
 
@@ -52,7 +53,7 @@ def parse_yuan(value: Any, *, field: str | None = None) -> Decimal | None:
             raise KechuangError(f"不是金额 / not an amount: {value!r}", field) from None
     if not amount.is_finite():
         raise KechuangError(f"不是金额 / not an amount: {value!r}", field)
-    if amount and amount.adjusted() > 30:
+    if amount and amount.adjusted() > MAGNITUDE_DIGITS:
         # No amount is that large; 1e999999999 cannot even be rounded to the fen.
         raise KechuangError(f"金额过大 / the amount is too large: {value!r}", field)
     if amount != amount.quantize(FEN, rounding=ROUND_HALF_UP):

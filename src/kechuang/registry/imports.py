@@ -30,6 +30,7 @@ from kechuang.money import parse_yuan
 from kechuang.registry import codes, xlsx
 from kechuang.registry.columns import SHEETS, Col, Sheet, sheet_named
 from kechuang.registry.models import IPAsset
+from kechuang.rules.facts import MAGNITUDE_DIGITS
 
 Progress = Callable[[int], None]
 
@@ -107,7 +108,7 @@ def parse_money(value: Any) -> Decimal:
         except InvalidOperation:
             pass
         else:
-            if amount.is_finite() and amount.as_tuple().exponent >= -2 and amount.adjusted() <= 30:
+            if amount.is_finite() and amount.as_tuple().exponent >= -2 and amount.adjusted() <= MAGNITUDE_DIGITS:
                 if amount < 0:
                     raise ValueError("金额不能为负数 / an amount cannot be negative")
                 return amount.quantize(_FEN)
@@ -133,7 +134,7 @@ def parse_staff(value: Any) -> Decimal:
         raise ValueError("不是数字 / not a number") from None
     if not number.is_finite():
         raise ValueError("不是数字 / not a number")
-    if number and number.adjusted() > 30:
+    if number and number.adjusted() > MAGNITUDE_DIGITS:
         # 1e999999999 cannot even be rounded to two decimals.
         raise ValueError("数字过大 / the number is too large")
     if number < 0:
