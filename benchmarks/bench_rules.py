@@ -32,6 +32,16 @@ OUT = HERE / "out"
 GIB = 1024**3
 
 
+# `rules run --fields`: what a run that writes less costs (the engine drops what no
+# written column needs).
+RUN_FIELDS = {
+    "verdicts only": "verdict",
+    "the decision (verdict, amounts, total scores, field lists)": "verdict,missing_fields,"
+    "invalid_fields,subsidy_amount,additional_deduction,total_pre_tax_deduction,"
+    "score.total_range,total_score",
+}
+
+
 def _peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -82,6 +92,11 @@ def child(kind: str, args: list[str]) -> dict:
                 c = compile_sql(get_policy(pid), as_of, "duckdb", src)
                 con.execute(f"COPY ({c.sql}) TO '{out_path}.{pid}.parquet' (FORMAT PARQUET)")
             res["via"] = "compile_sql + DuckDB COPY"
+    elif kind == "run_fields":
+        from kechuang.rules.runners.duckdb_runner import run_file
+
+        ids, fields = args[3].split(","), args[4].split(",")
+        res["rows"] = run_file(ids, src_path, as_of, out_path, fields=fields)
     elif kind == "write_floor":
         # The results of (1), held in memory, written again as `rules run` writes them:
         # the Parquet writer's share of (1), which no compiler change can remove.
@@ -265,6 +280,22 @@ def main() -> None:
                     f"{w.get('seconds', float('nan')):.2f} s",
                     "—",
                     "the results held in memory, written again (DuckDB's Parquet writer)",
+                )
+            )
+        for label, fields in RUN_FIELDS.items():
+            f = measure(
+                "run_fields",
+                [a.facts, as_of, f"{o}/run_fields_1m.parquet", ",".join(ids), fields],
+                a.slow_repeat,
+            )
+            res[f"run_fields_1m {fields}"] = f
+            log("run_fields", fields, f)
+            rows.append(
+                (
+                    f"(1) the same run writing {label} (`--fields {fields}`)",
+                    f"{f.get('seconds', float('nan')):.2f} s",
+                    gib(f.get("peak_rss_max")),
+                    f"ERROR {f['error']}" if "error" in f else "",
                 )
             )
     hte = "hte" in ids

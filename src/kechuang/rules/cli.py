@@ -173,7 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 from kechuang.rules.runners.duckdb_runner import run_file
             else:
                 from kechuang.rules.runners.spark_runner import run_file
-            count = run_file(ids, source, as_of, args.out, progress=progress)
+            fields = args.fields.split(",") if args.fields is not None else None
+            count = run_file(ids, source, as_of, args.out, progress=progress, fields=fields)
         except (ValueError, OSError) as e:
             raise BadInput(_one_line(e)) from None
         except Exception as e:  # engine errors (bad Parquet, wrong column types)
@@ -220,6 +221,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", default="duckdb")
     s.add_argument("--as-of", required=True, metavar="DATE")
     s.add_argument("--out", required=True, metavar="FILE.parquet")
+    s.add_argument(
+        "--fields",
+        metavar="a,b",
+        help="result fields to write (e.g. verdict,subsidy_amount or hte.score.total_range);"
+        " default: every result field",
+    )
     s.set_defaults(func=cmd_run)
     return p
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 from kechuang.rules import get_policy
 from kechuang.rules.compile.to_sql import CompiledPolicy, compile_pack, compile_sql
 from kechuang.rules.runners.arrow import arrow_schema, decode, rows_to_arrow
+from kechuang.rules.runners.fields import output_columns, select_sql
 
 
 def run_rows(
@@ -44,7 +45,10 @@ _READERS = {
 }
 
 
-def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
+_FACTS = "facts"
+
+
+def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> None:
     """A view ``facts`` over the input file, typed as the flat row (CSV needs the casts)."""
     suffix = input_path.suffix.lower()
     if suffix not in _READERS:
@@ -82,8 +86,7 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> str:
         value = f'"{name}"' if name in present else "NULL"
         casts.append(f'CAST({value} AS {sql_type}) AS "{name}"')
     _refuse_finer_values(con, src, finer)
-    con.execute(f"CREATE TEMP VIEW facts AS SELECT {', '.join(casts)} FROM {src}")
-    return "facts"
+    con.execute(f"CREATE TEMP VIEW {_FACTS} AS SELECT {', '.join(casts)} FROM {src}")
 
 
 def _fits_scale(found: str, typ: pa.DataType) -> bool:
@@ -143,19 +146,24 @@ def run_file(
     as_of: dt.date,
     out_path: str | Path,
     progress: Callable[[int, int], None] | None = None,
+    fields: Sequence[str] | None = None,
 ) -> int:
     """Evaluate policies over a Parquet/CSV/Arrow file of flat rows, streaming to Parquet.
 
     The output has ``entity_id`` and, per policy, its result columns prefixed
-    ``<policy>__`` (e.g. ``hte__verdict``). DuckDB streams the scan into the Parquet
-    writer, so memory does not grow with the row count; all policies are evaluated in the
-    same pass (one output row per input row). ``progress(done, total)`` is called after
-    each step. Returns the number of rows written.
+    ``<policy>__`` (e.g. ``hte__verdict``): every result field, or those of ``fields``
+    (see :func:`~kechuang.rules.runners.fields.output_columns`). DuckDB streams the scan
+    into the Parquet writer, so memory does not grow with the row count; all policies are
+    evaluated in the same pass (one output row per input row). ``progress(done, total)``
+    is called after each step. Returns the number of rows written.
     """
     ids = list(policy_ids)
     if not ids:
         raise ValueError("没有政策 no policy given")
     policies = [get_policy(pid) for pid in ids]  # unknown ids fail before any work
+    # Compiled before the input is read, so an unknown field fails before any work too.
+    pack = compile_pack(policies, as_of, "duckdb", table=_FACTS)
+    query = select_sql(pack, output_columns(pack, ids, fields))
     total = 2  # checking the input, then the one streaming query
     con = duckdb.connect()
     # Millions of rows stream within a bounded memory (spilling if it must).
@@ -164,11 +172,10 @@ def run_file(
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/kechuang-duckdb'")
     try:
-        table = _source(con, Path(input_path))
+        _source(con, Path(input_path))
         if progress:
             progress(1, total)
         # All policies in one pass over the input: no join on entity_id.
-        query = compile_pack(policies, as_of, "duckdb", table=table).sql
         out = str(out_path).replace("'", "''")
         con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)")
         if progress:

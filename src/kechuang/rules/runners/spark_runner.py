@@ -22,6 +22,7 @@ from kechuang.rules import get_policy
 from kechuang.rules.compile.to_sql import compile_pack, compile_sql
 from kechuang.rules.runners._common import decode_ordered, numbered
 from kechuang.rules.runners.arrow import rows_to_arrow
+from kechuang.rules.runners.fields import output_columns, select_sql
 
 _SESSION = None
 _LOCK = threading.Lock()
@@ -88,16 +89,20 @@ def run_file(
     as_of: dt.date,
     out_path: str | Path,
     progress: Callable[[int, int], None] | None = None,
+    fields: Sequence[str] | None = None,
 ) -> int:
     """Evaluate policies over a Parquet file of flat rows on Spark; write one Parquet file.
 
     The same layout as the DuckDB runner's ``run_file``: ``entity_id`` and per policy its
-    result columns prefixed ``<policy>__``, all policies evaluated in the same pass.
+    result columns (all, or those of ``fields``) prefixed ``<policy>__``, all policies
+    evaluated in the same pass.
     """
     ids = list(policy_ids)
     if not ids:
         raise ValueError("没有政策 no policy given")
     policies = [get_policy(pid) for pid in ids]
+    pack = compile_pack(policies, as_of, "spark", table="facts")
+    query = select_sql(pack, output_columns(pack, ids, fields))
     if not Path(input_path).exists():
         raise FileNotFoundError(f"找不到输入文件 input file not found: {input_path}")
     spark = spark_session()
@@ -105,7 +110,6 @@ def run_file(
     if progress:
         progress(1, 2)
     # All policies in one pass over the input, as on DuckDB: no join on entity_id.
-    query = compile_pack(policies, as_of, "spark", table="facts").sql
     table = spark.sql(query).toArrow()
     pq.write_table(table, str(out_path))
     if progress:

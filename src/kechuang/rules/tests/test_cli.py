@@ -162,6 +162,66 @@ def test_run_file_reports_progress(tmp_path):
     assert seen[-1] == (2, 2)
 
 
+def _run_pack(capsys, tmp_path, name, *extra, engine="duckdb"):
+    out = tmp_path / f"{name}.parquet"
+    code, _, err = run(
+        capsys, "run", "--policies", "voucher,hte", "--input", str(tmp_path / "in.parquet"),
+        "--engine", engine, "--as-of", "2024-06-01", "--out", str(out), *extra,
+    )
+    assert code == 0, err
+    return sorted(pq.read_table(out).to_pylist(), key=lambda r: r["entity_id"])
+
+
+def test_run_fields_writes_the_named_fields_with_the_full_runs_values(capsys, tmp_path):
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    full = _run_pack(capsys, tmp_path, "full")
+    some = _run_pack(
+        capsys, tmp_path, "some", "--fields", "verdict, subsidy_amount,hte.score.total_range"
+    )
+    assert list(some[0]) == [
+        "entity_id", "voucher__verdict", "voucher__subsidy_amount",
+        "hte__verdict", "hte__score__total_range__min", "hte__score__total_range__max",
+    ]
+    assert len(some) == len(full) > 0
+    for narrow, whole in zip(some, full, strict=True):
+        assert narrow == {k: whole[k] for k in narrow}
+    # A whole object takes every column under it; the other policy has no such field.
+    score = _run_pack(capsys, tmp_path, "score", "--fields", "score")
+    assert set(score[0]) == {"entity_id"} | {k for k in full[0] if k.startswith("hte__score__")}
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ("verdict,subsidy", ["未知结果字段", "unknown result field 'subsidy'", "subsidy_amount"]),
+        ("hte.subsidy_amount", ["unknown result field 'hte.subsidy_amount'"]),
+        (" , ", ["没有字段", "no field given"]),
+    ],
+)
+def test_run_refuses_an_unknown_field_and_writes_nothing(capsys, tmp_path, fields, words):
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    out = tmp_path / "out.parquet"
+    result = run(
+        capsys, "run", "--policies", "voucher,hte", "--input", str(tmp_path / "in.parquet"),
+        "--as-of", "2024-06-01", "--out", str(out), "--fields", fields,
+    )
+    assert_one_line_error(*result, *words)
+    assert not out.exists()
+
+
+@pytest.mark.spark
+def test_run_fields_on_spark_equals_duckdb(capsys, tmp_path):
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    fields = ("--fields", "verdict,missing_fields")
+    duck = _run_pack(capsys, tmp_path, "duck", *fields)
+    spark = _run_pack(capsys, tmp_path, "spark", *fields, engine="spark")
+    assert list(duck[0]) == [
+        "entity_id", "voucher__verdict", "voucher__missing_fields",
+        "hte__verdict", "hte__missing_fields",
+    ]
+    assert spark == duck
+
+
 @pytest.mark.spark
 def test_run_spark_equals_duckdb(capsys, tmp_path):
     _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
