@@ -16,6 +16,7 @@ from kechuang.rules import get_policy
 from kechuang.rules.compile.to_sql import CompiledPolicy, compile_pack, compile_sql
 from kechuang.rules.runners.arrow import arrow_schema, decode, rows_to_arrow
 from kechuang.rules.runners.fields import output_columns, select_sql
+from kechuang.rules.runners.provenance import duckdb_option, run_metadata
 
 
 def run_rows(
@@ -152,7 +153,8 @@ def run_file(
 
     The output has ``entity_id`` and, per policy, its result columns prefixed
     ``<policy>__`` (e.g. ``hte__verdict``): every result field, or those of ``fields``
-    (see :func:`~kechuang.rules.runners.fields.output_columns`). DuckDB streams the scan
+    (see :func:`~kechuang.rules.runners.fields.output_columns`); the file's metadata says
+    how it was made (:mod:`~kechuang.rules.runners.provenance`). DuckDB streams the scan
     into the Parquet writer, so memory does not grow with the row count; all policies are
     evaluated in the same pass (one output row per input row). ``progress(done, total)``
     is called after each step. Returns the number of rows written.
@@ -177,7 +179,8 @@ def run_file(
             progress(1, total)
         # All policies in one pass over the input: no join on entity_id.
         out = str(out_path).replace("'", "''")
-        con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET)")
+        meta = run_metadata(policies, as_of, f"duckdb {duckdb.__version__}", input_path, fields)
+        con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET, {duckdb_option(meta)})")
         if progress:
             progress(2, total)
         written = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]

@@ -23,6 +23,7 @@ from kechuang.rules.compile.to_sql import compile_pack, compile_sql
 from kechuang.rules.runners._common import decode_ordered, numbered
 from kechuang.rules.runners.arrow import rows_to_arrow
 from kechuang.rules.runners.fields import output_columns, select_sql
+from kechuang.rules.runners.provenance import run_metadata
 
 _SESSION = None
 _LOCK = threading.Lock()
@@ -95,7 +96,7 @@ def run_file(
 
     The same layout as the DuckDB runner's ``run_file``: ``entity_id`` and per policy its
     result columns (all, or those of ``fields``) prefixed ``<policy>__``, all policies
-    evaluated in the same pass.
+    evaluated in the same pass, and the same metadata.
     """
     ids = list(policy_ids)
     if not ids:
@@ -111,6 +112,8 @@ def run_file(
         progress(1, 2)
     # All policies in one pass over the input, as on DuckDB: no join on entity_id.
     table = spark.sql(query).toArrow()
+    meta = run_metadata(policies, as_of, f"spark {spark.version}", input_path, fields)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
     pq.write_table(table, str(out_path))
     if progress:
         progress(2, 2)

@@ -190,6 +190,35 @@ def test_run_fields_writes_the_named_fields_with_the_full_runs_values(capsys, tm
     assert set(score[0]) == {"entity_id"} | {k for k in full[0] if k.startswith("hte__score__")}
 
 
+def _provenance(path) -> dict:
+    meta = pq.read_metadata(path).metadata
+    return {k.decode()[9:]: json.loads(v) for k, v in meta.items() if k.startswith(b"kechuang.")}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def test_run_output_records_how_it_was_made_and_reruns_to_the_same_results(
+    capsys, tmp_path, engine
+):
+    from kechuang.rules import get_policy
+
+    _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
+    first = _run_pack(capsys, tmp_path, "first", "--fields", "verdict,subsidy_amount", engine=engine)
+    made = _provenance(tmp_path / "first.parquet")
+    assert made["as_of"] == "2024-06-01"
+    assert made["policies"] == [
+        {"id": pid, "sha256": get_policy(pid).sha256, "file": f"{pid}.yaml"}
+        for pid in ("voucher", "hte")
+    ]
+    assert made["fields"] == ["verdict", "subsidy_amount"]
+    assert made["engine"].startswith(engine + " ")
+    assert made["input"] == {"name": "in.parquet", "bytes": (tmp_path / "in.parquet").stat().st_size}
+    # What the file records is enough to make it again.
+    again = _run_pack(
+        capsys, tmp_path, "again", "--fields", ",".join(made["fields"]), engine=engine
+    )
+    assert again == first
+
+
 @pytest.mark.parametrize(
     "fields, words",
     [
