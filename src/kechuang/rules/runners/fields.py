@@ -25,8 +25,9 @@ def output_columns(
 
     A field is a result path as ``Decision.to_dict()`` has it: ``verdict``,
     ``missing_fields``, ``score`` or ``score.total_range``. It takes that field of every
-    policy in the run that has it; ``hte.score.total_range`` takes one policy's. A field
-    no policy of the run has is refused with the fields there are, before any work.
+    policy in the run that has it; ``hte.score.total_range`` takes one policy's, and
+    ``hte`` all of hte's. A field no policy of the run has is refused with the fields
+    there are, before any work.
     """
     columns = list(pack.columns)
     if fields is None:
@@ -37,8 +38,9 @@ def output_columns(
     keep: set[str] = set()
     for field in wanted:
         head, _, rest = field.partition(".")
-        only = head if head in policy_ids and rest else None
-        path = tuple((rest if only else field).split("."))
+        only = head if head in policy_ids else None
+        dotted = rest if only else field
+        path = tuple(dotted.split(".")) if dotted else ()  # a policy id alone: every field
         hits = {
             c
             for c in columns

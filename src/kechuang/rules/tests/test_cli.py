@@ -188,6 +188,8 @@ def test_run_fields_writes_the_named_fields_with_the_full_runs_values(capsys, tm
     # A whole object takes every column under it; the other policy has no such field.
     score = _run_pack(capsys, tmp_path, "score", "--fields", "score")
     assert set(score[0]) == {"entity_id"} | {k for k in full[0] if k.startswith("hte__score__")}
+    one = _run_pack(capsys, tmp_path, "one", "--fields", "voucher,hte.verdict")
+    assert set(one[0]) == {"entity_id", "hte__verdict"} | {k for k in full[0] if k.startswith("voucher__")}
 
 
 def _provenance(path) -> dict:
