@@ -164,6 +164,7 @@ def run_file(
         raise ValueError("没有政策 no policy given")
     policies = [get_policy(pid) for pid in ids]  # unknown ids fail before any work
     # Compiled before the input is read, so an unknown field fails before any work too.
+    # All policies in one pass over the input: no join on entity_id.
     pack = compile_pack(policies, as_of, "duckdb", table=_FACTS)
     query = select_sql(pack, output_columns(pack, ids, fields))
     total = 2  # checking the input, then the one streaming query
@@ -177,7 +178,6 @@ def run_file(
         _source(con, Path(input_path))
         if progress:
             progress(1, total)
-        # All policies in one pass over the input: no join on entity_id.
         out = str(out_path).replace("'", "''")
         meta = run_metadata(policies, as_of, f"duckdb {duckdb.__version__}", input_path, fields)
         con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET, {duckdb_option(meta)})")

@@ -35,7 +35,7 @@ def run_metadata(
         "policies": [{"id": p.id, "sha256": p.sha256, "file": p.path.name} for p in policies],
         "fields": None if fields is None else [f.strip() for f in fields if f.strip()],
         "engine": engine,
-        "kechuang": kechuang.__version__,
+        "version": kechuang.__version__,
         "input": {"name": source.name, "bytes": source.stat().st_size},
         "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

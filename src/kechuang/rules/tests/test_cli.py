@@ -201,6 +201,7 @@ def _provenance(path) -> dict:
 def test_run_output_records_how_it_was_made_and_reruns_to_the_same_results(
     capsys, tmp_path, engine
 ):
+    import kechuang
     from kechuang.rules import get_policy
 
     _write_rows(tmp_path / "in.parquet", dt.date(2024, 6, 1))
@@ -213,6 +214,7 @@ def test_run_output_records_how_it_was_made_and_reruns_to_the_same_results(
     ]
     assert made["fields"] == ["verdict", "subsidy_amount"]
     assert made["engine"].startswith(engine + " ")
+    assert made["version"] == kechuang.__version__
     assert made["input"] == {"name": "in.parquet", "bytes": (tmp_path / "in.parquet").stat().st_size}
     # What the file records is enough to make it again.
     again = _run_pack(
