@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kechuang.rules.facts import MALFORMED
 from kechuang.rules.numbers import decimal_places
+from kechuang.rules.policy import BUILTINS
 
 if TYPE_CHECKING:
     from kechuang.rules.explain.evaluate import Evaluation, ParameterUse
@@ -87,12 +88,13 @@ def _fmt(value: Any, unit: str | None, zh: bool) -> str:
         return ("是" if value else "否") if zh else ("yes" if value else "no")
     if isinstance(value, list):
         return ", ".join(_fmt(v, unit, zh) for v in value) or ("（无）" if zh else "(none)")
-    if unit == "date" and isinstance(value, int):
-        try:
-            return dt.datetime.strptime(str(value), "%Y%m%d").date().isoformat()
-        except ValueError:
-            return str(value)
     f = _decimal(value)
+    if unit == "date" and f is not None and f.denominator == 1:
+        # Dates are yyyymmdd numbers inside the engine; a derived one is a Fraction.
+        try:
+            return dt.datetime.strptime(str(f.numerator), "%Y%m%d").date().isoformat()
+        except ValueError:
+            return str(f.numerator)
     if f is None:
         return str(value)
     if unit == "year" and f.denominator == 1:
@@ -130,6 +132,11 @@ def _unit_of(policy: Policy, name: str) -> str | None:
         return "year"
     if name in policy.inputs:
         return policy.inputs[name].type
+    if name in BUILTINS:
+        return BUILTINS[name]
+    if name.endswith("_date"):
+        # A derived date (a window's first day) is a yyyymmdd number like the inputs.
+        return "date"
     if name in policy.labels:
         from kechuang.rules.explain.counterfactual import sum_unit
 

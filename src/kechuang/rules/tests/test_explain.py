@@ -147,6 +147,19 @@ def test_a_date_short_of_its_bound_is_given_as_the_date_to_reach():
     assert change["text_en"].endswith("would need to be on or after 2024-01-01")
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_dates_read_as_dates_in_the_text_the_as_of_date_and_a_derived_one_too(lang):
+    facts = {
+        "certifications": {"hte_valid": True, "hte_first_issue_date": "2023-11-01"},
+        "in_serious_dishonesty_list": False,
+    }
+    text = evaluate("district_hte_first_reward", facts, dt.date(2025, 6, 30)).explain(lang)
+    assert "(hte_first_certificate_issue_date) = 2023-11-01" in text
+    assert "as_of = 2025-06-30" in text
+    assert "window_start_date = 2024-01-01" in text
+    assert "20,250,630" not in text and "20,240,101" not in text
+
+
 VOUCHER = {
     "scheme": "district_service_voucher",
     "applicant_type": "enterprise",
