@@ -27,7 +27,7 @@ from kechuang.registry.facts import COLUMN_TYPES, COLUMNS, convert_row
 from kechuang.registry.selectors import enterprise_facts_as_of
 from kechuang.rules import get_policy, policy_ids
 from kechuang.rules.compile.to_sql import CompiledPolicy, compile_sql
-from kechuang.rules.policy import OPEN_START, Parameter, Policy, TimelineEntry, load_yaml
+from kechuang.rules.policy import OPEN_START, Parameter, Policy, TimelineEntry
 from kechuang.rules.runners.arrow import decode
 from kechuang.rules.runners.postgres_runner import PG_TYPES
 
@@ -189,9 +189,8 @@ class StackingRule:
 
 
 def stacking_rules(policy: Policy) -> list[StackingRule]:
-    """The ``stacking:`` entries of a policy file (不得重复享受).
-
-    Accepted shapes, one list item per other policy::
+    """The ``stacking:`` entries of a policy file (不得重复享受), as the engine read and
+    checked them (``kechuang.rules.policy.Stacking``)::
 
         stacking:
           - excludes: district_little_giant_match   # paid one or the other
@@ -201,52 +200,22 @@ def stacking_rules(policy: Policy) -> list[StackingRule]:
             total: combined_cap                      # a parameter of this policy
             article: "…"
     """
-    doc = load_yaml(policy.path)
-    spec = doc.get("stacking") if isinstance(doc, dict) else None
-    if not spec:
-        return []
-    if isinstance(spec, dict):
-        spec = [spec] if ("excludes" in spec or "caps" in spec) else _flatten_stacking(spec)
     rules = []
-    for item in spec:
-        if not isinstance(item, dict):
-            continue
-        article = str(item.get("article", "") or item.get("basis", ""))
-        reason = item.get("reason")
-        if isinstance(reason, dict):
-            reason = reason.get("zh") or reason.get("en")
-        if reason:
-            article = f"{reason} ({article})" if article else str(reason)
-        targets = item.get("excludes")
-        kind = "excludes"
-        if targets is None:
-            targets = item.get("caps")
-            kind = "caps"
-        if targets is None:
-            continue
-        for other in [targets] if isinstance(targets, str) else list(targets):
-            rules.append(
-                StackingRule(
-                    policy=policy.id,
-                    other=str(other),
-                    kind=kind,
-                    keep=str(item.get("keep", "higher")),
-                    total_parameter=item.get("total") or item.get("total_parameter"),
-                    article=article,
-                )
+    for s in policy.stacking:
+        article = s.article
+        if s.reason is not None:
+            article = f"{s.reason.zh} ({article})"
+        rules.append(
+            StackingRule(
+                policy=policy.id,
+                other=s.other,
+                kind=s.kind,
+                keep=s.keep,
+                total_parameter=s.total,
+                article=article,
             )
+        )
     return rules
-
-
-def _flatten_stacking(spec: dict) -> list[dict]:
-    # {excludes: [a, b], article: …} written as a mapping of lists.
-    out = []
-    for key in ("excludes", "caps"):
-        if key in spec:
-            out.append(
-                {k: v for k, v in spec.items() if k not in ("excludes", "caps")} | {key: spec[key]}
-            )
-    return out
 
 
 # --------------------------------------------------------------------------- SQL

@@ -16,7 +16,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache
 from typing import Any
 
 from django.urls import reverse
@@ -30,7 +29,6 @@ from kechuang.registry.selectors import enterprise_facts_rows
 from kechuang.rules import Decision, Policy, get_policy, policy_ids
 from kechuang.rules.explain.render import criterion_text
 from kechuang.rules.facts import COLUMNS_BY_NAME, FISCAL_YEARS
-from kechuang.rules.policy import load_yaml
 
 #: Verdict -> the label users read (符合 / 不符合 / 需专家评审 / 需补充数据).
 VERDICT_LABELS = {
@@ -213,34 +211,20 @@ def enterprise_selfcheck(*, enterprise: Enterprise, as_of: dt.date, user: Any = 
     return SelfCheck(enterprise=enterprise, as_of=as_of, checks=checks, facts=row)
 
 
-@cache
-def _stacking(policy_id: str, sha256: str) -> tuple[tuple[str, dict], ...]:
-    # The policy file's top-level ``stacking:`` (data only; the 免申即享 runs apply it).
-    doc = load_yaml(get_policy(policy_id).path)
-    spec = doc.get("stacking") if isinstance(doc, dict) else None
-    items = spec if isinstance(spec, list) else [spec] if isinstance(spec, dict) else []
-    rules = []
-    for item in items:
-        targets = item.get("excludes") if isinstance(item, dict) else None
-        for other in [targets] if isinstance(targets, str) else targets or []:
-            rules.append((str(other), item))
-    return tuple(rules)
-
-
 def note_stacking(checks: list[PolicyCheck]) -> None:
     """Say, on both policies, when two eligible ones may not be paid together."""
     lang = _lang()
     by_id = {c.policy_id: c for c in checks}
     for check in checks:
         policy = check.decision.evaluation.policy
-        for other_id, item in _stacking(policy.id, policy.sha256):
-            other = by_id.get(other_id)
-            if other is None or check.verdict != "eligible" or other.verdict != "eligible":
+        for rule in policy.stacking:
+            other = by_id.get(rule.other)
+            if rule.kind != "excludes" or other is None:
                 continue
-            reason = item.get("reason") or {}
-            text = reason.get(lang) or reason.get("zh") or ""
-            article = item.get("article") or ""
-            note = f"{check.title} / {other.title}: {text}" + (f" [{article}]" if article else "")
+            if check.verdict != "eligible" or other.verdict != "eligible":
+                continue
+            text = (rule.reason.en if lang == "en" else rule.reason.zh) if rule.reason else ""
+            note = f"{check.title} / {other.title}: {text} [{rule.article}]"
             for c in (check, other):
                 c.stacking.append(note)
 

@@ -2,8 +2,9 @@
 
 Each finding names the file and line: a band table with a gap or an overlap, a parameter
 timeline with overlapping or missing dates, a criterion that can never be true or never
-be false, an input declared but never read. Loading already rejects what cannot run
-(unknown names, cycles, bad expressions); these checks find what runs but is wrong.
+be false, an input declared but never read, a stacking entry naming no policy. Loading
+already rejects what cannot run (unknown names, cycles, bad expressions, unknown
+sections); these checks find what runs but is wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlglot import exp
 
 from kechuang.rules.explain.interpreter import literal
 from kechuang.rules.expressions import conjuncts
-from kechuang.rules.policy import Band, Bound, Parameter, Policy
+from kechuang.rules.policy import POLICY_DIR, Band, Bound, Parameter, Policy
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,30 @@ def check_unread_inputs(policy: Policy) -> list[Finding]:
     ]
 
 
+def check_stacking(policy: Policy) -> list[Finding]:
+    """A ``stacking:`` entry must name a policy there is: the packaged ones, or a policy
+    file beside this one. A misspelt id would never meet its pair, and both would be paid."""
+    known = {
+        p.stem
+        for folder in {POLICY_DIR, policy.path.parent}
+        for p in folder.glob("*.yaml")
+        if not p.name.endswith(".cases.yaml")
+    }
+    return [
+        Finding(
+            str(policy.path), s.line,
+            f"stacking: {s.kind} '{s.other}', which is no policy here"
+            f" (known: {', '.join(sorted(known - {policy.id}))})",
+        )
+        for s in policy.stacking
+        if s.other not in known
+    ]  # fmt: skip
+
+
 def check_policy(policy: Policy) -> list[Finding]:
     """Every static finding for one loaded policy, sorted by line."""
     found: list[Finding] = []
+    found += check_stacking(policy)
     for band in policy.bands.values():
         found += check_band(policy, band)
     for param in policy.parameters.values():

@@ -324,6 +324,22 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Stacking:
+    """A ``stacking:`` entry (不得重复享受): this policy's benefit and ``other``'s for the
+    same enterprise. ``excludes``: only one is paid (``keep`` says which: the higher
+    amount, or this policy's); ``caps``: both, together at most the parameter ``total``.
+    The 免申即享 runs apply it; the engine only reads and checks it."""
+
+    other: str
+    kind: str  # excludes | caps
+    keep: str  # higher | this (excludes)
+    total: str | None  # a parameter of this policy (caps)
+    article: str
+    reason: Text | None
+    line: int | None
+
+
+@dataclass(frozen=True)
 class Policy:
     id: str
     title: Text
@@ -344,6 +360,7 @@ class Policy:
     #: Plain-language names of derived values (``derived: {name: {expr, description}}``),
     #: used where a derived value is shown to people, e.g. in the smallest change.
     labels: dict[str, Text] = field(default_factory=dict)
+    stacking: tuple[Stacking, ...] = ()
 
     def reads(self, e: Expr) -> set[str]:
         """Every name ``e`` reads, directly or through the definitions it reads."""
@@ -499,6 +516,12 @@ def load_policy(path: str | Path) -> Policy:
     for key in ("id", "title", "inputs", "verdict", "outputs"):
         if key not in doc:
             raise r.fail(doc, f"missing required section '{key}'")
+    unknown = [str(k) for k in doc if k not in _SECTIONS]
+    if unknown:
+        # A misspelt section (`parameter:`) would otherwise be silently left out.
+        raise r.fail(
+            doc, f"unknown section '{unknown[0]}' (known: {', '.join(_SECTIONS)})", unknown[0]
+        )
 
     effective = doc.get("effective") or {}
     inputs: dict[str, Input] = {}
@@ -686,9 +709,61 @@ def load_policy(path: str | Path) -> Policy:
         path=path,
         sha256=hashlib.sha256(raw_bytes).hexdigest(),
         labels=labels,
+        stacking=_read_stacking(r, doc, parameters),
     )
     _check_names(r, doc, policy)
     return policy
+
+
+_SECTIONS = (
+    "id", "title", "authority", "documents", "effective", "stacking", "inputs", "parameters",
+    "bands", "derived", "criteria", "scores", "verdict", "outputs",
+)  # fmt: skip
+_STACKING_KEYS = {"excludes", "caps", "keep", "total", "article", "reason"}
+
+
+def _read_stacking(r: _Reader, doc: dict, parameters: dict[str, Parameter]) -> tuple:
+    """The ``stacking:`` section: one entry, or a list of them."""
+    spec = doc.get("stacking")
+    if spec is None:
+        return ()
+    items = spec if isinstance(spec, list) else [spec]
+    out: list[Stacking] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise r.fail(doc, "stacking: each entry is a mapping (excludes or caps, article)")
+        where = "stacking"
+        unknown = sorted(str(k) for k in set(item) - _STACKING_KEYS)
+        if unknown:
+            raise r.fail(item, f"{where}: unknown key(s) {unknown}", unknown[0])
+        kinds = [k for k in ("excludes", "caps") if k in item]
+        if len(kinds) != 1:
+            raise r.fail(item, f"{where}: give exactly one of 'excludes' and 'caps'")
+        kind = kinds[0]
+        targets = item[kind]
+        others = [targets] if isinstance(targets, str) else targets
+        if not (isinstance(others, list) and others and all(isinstance(o, str) for o in others)):
+            raise r.fail(item, f"{where}: '{kind}' names a policy id or a list of them", kind)
+        keep, total = item.get("keep", "higher"), item.get("total")
+        if kind == "excludes":
+            if keep not in ("higher", "this"):
+                raise r.fail(item, f"{where}: keep is 'higher' or 'this', not '{keep}'", "keep")
+            if total is not None:
+                raise r.fail(item, f"{where}: 'total' goes with 'caps', not 'excludes'", "total")
+        else:
+            if "keep" in item:
+                raise r.fail(item, f"{where}: 'keep' goes with 'excludes', not 'caps'", "keep")
+            if total not in parameters:
+                raise r.fail(item, f"{where}: 'caps' needs 'total', a parameter of this policy")
+        article = item.get("article")
+        if not isinstance(article, str) or not article.strip():
+            raise r.fail(item, f"{where}: cite the article that forbids paying both ('article')")
+        reason = r.text(item, "reason", where) if "reason" in item else None
+        for other in others:
+            if other == doc.get("id"):
+                raise r.fail(item, f"{where}: a policy cannot exclude or cap itself", kind)
+            out.append(Stacking(other, kind, keep, total, article, reason, _line(item, kind)))
+    return tuple(out)
 
 
 _LEAF_KEYS = {"expr", "interval", "list", "type", "present_when", "title"}

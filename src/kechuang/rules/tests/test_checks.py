@@ -24,6 +24,7 @@ BAD = Path(__file__).parent / "bad_policies"
         ("never_true.yaml", 9, ["criterion impossible", "never be true"]),
         ("never_false.yaml", 9, ["criterion always", "never be false"]),
         ("unread_input.yaml", 5, ["input ip_class2_count", "never read"]),
+        ("stacking_unknown_policy.yaml", 4, ["stacking: excludes 'no_such_policy'", "no policy here"]),
     ],
 )
 def test_static_check_names_file_line_and_reason(name, line, words):
@@ -45,6 +46,10 @@ def test_static_check_names_file_line_and_reason(name, line, words):
         ("given_not_input.yaml", 7, ["asked", "GIVEN() takes an input name"]),
         ("given_in_invalid_when.yaml", 6, ["input ip_class1_count", "GIVEN() is not allowed"]),
         ("text_with_comma.yaml", 5, ["input ip_class1_count", "keys other than zh and en", "quote"]),
+        ("unknown_section.yaml", 5, ["unknown section 'parameter'", "parameters"]),
+        ("stacking_bad_keep.yaml", 5, ["stacking", "keep is 'higher' or 'this', not 'hihger'"]),
+        ("stacking_caps_no_total.yaml", 4, ["stacking", "'caps' needs 'total'"]),
+        ("stacking_no_article.yaml", 4, ["stacking", "cite the article"]),
     ],
 )
 def test_a_bad_file_fails_to_load_with_file_line_and_reason(name, line, words):
