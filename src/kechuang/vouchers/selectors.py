@@ -17,11 +17,11 @@ from kechuang.registry import codes
 from kechuang.registry.models import Enterprise
 from kechuang.vouchers.ledger import ZERO, balances, held
 from kechuang.vouchers.models import (
+    Claim,
     LedgerAccount,
     LedgerEntry,
     Program,
     QuotaApplication,
-    ServiceOrder,
     SettlementBatch,
 )
 
@@ -116,24 +116,22 @@ def program_statistics(
     apps = QuotaApplication.objects.filter(program=program, status="approved").select_related(
         "enterprise"
     )
-    claims = (
-        ServiceOrder.objects.filter(program=program, claims__status__in=["approved", "paid"])
-        .select_related("enterprise", "institution")
-        .values(
-            "pk",
-            "enterprise__industry_code",
-            "enterprise__street",
-            "institution__name",
-            "claims__amount",
-            "claims__decided_at",
-        )
+    # From the claims themselves: filtering orders by claims__… once per date would join
+    # the claims once per filter and count an order's claim once per pair of its claims.
+    claims = Claim.objects.filter(
+        order__program=program, status__in=["approved", "paid"]
+    ).values(
+        "amount",
+        "order__enterprise__industry_code",
+        "order__enterprise__street",
+        "order__institution__name",
     )
     if date_from:
         apps = apps.filter(decided_at__date__gte=date_from)
-        claims = claims.filter(claims__decided_at__date__gte=date_from)
+        claims = claims.filter(decided_at__date__gte=date_from)
     if date_to:
         apps = apps.filter(decided_at__date__lte=date_to)
-        claims = claims.filter(claims__decided_at__date__lte=date_to)
+        claims = claims.filter(decided_at__date__lte=date_to)
 
     def group() -> dict[str, dict[str, Any]]:
         return defaultdict(lambda: {"issued": ZERO, "redeemed": ZERO, "enterprises": set()})
@@ -150,12 +148,11 @@ def program_statistics(
             table[key]["enterprises"].add(app.enterprise_id)
     redeemed = ZERO
     for row in claims:
-        redeemed += row["claims__amount"]
-        ic = row["enterprise__industry_code"]
-        label = industry_group(ic)
-        industry[label]["redeemed"] += row["claims__amount"]
-        street[row["enterprise__street"] or "—"]["redeemed"] += row["claims__amount"]
-        institution[row["institution__name"]]["redeemed"] += row["claims__amount"]
+        amount = row["amount"]
+        redeemed += amount
+        industry[industry_group(row["order__enterprise__industry_code"])]["redeemed"] += amount
+        street[row["order__enterprise__street"] or "—"]["redeemed"] += amount
+        institution[row["order__institution__name"]]["redeemed"] += amount
 
     def rows(table: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return [

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from kechuang import rules
 from kechuang.accounts.models import AuditLog
@@ -499,3 +500,26 @@ def test_statistics_by_street_and_institution(
     assert stats["by_institution"][0]["key"] == offer.institution.name
     assert selectors.statistics_chart_png(stats).startswith(b"\x89PNG")
     assert selectors.statistics_workbook(stats, prog)[:2] == b"PK"
+
+
+def test_statistics_by_period_count_a_claim_once_when_its_order_had_a_rejected_one(
+    prog, staff_zhang, ent_alice, inst_lab, offer
+):
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "20000"), actor=ent_alice, idempotency_key="o16"
+    )
+    services.order_deliver(order=order, actor=inst_lab, upload=f.pdf())
+    first = services.claim_submit(order=order, actor=inst_lab)
+    services.claim_reject(claim=first, actor=staff_zhang, reason="发票缺失 invoice missing")
+    services.claim_approve(
+        claim=services.claim_submit(order=order, actor=inst_lab),
+        actor=staff_zhang,
+        idempotency_key="c16",
+    )
+    today = timezone.localdate()
+    for period in ((None, None), (today, None), (None, today), (today, today)):
+        stats = selectors.program_statistics(prog, *period)
+        assert stats["amount_redeemed"] == order.subsidy_amount, period
+        assert stats["by_institution"][0]["redeemed"] == order.subsidy_amount, period
+    assert selectors.program_statistics(prog, today + dt.timedelta(days=1))["amount_redeemed"] == 0
