@@ -62,8 +62,34 @@ class QuotaApplyForm(forms.Form):
     applicant_type = forms.ChoiceField(
         label=_("申请主体"), choices=[("enterprise", _("企业")), ("startup_team", _("创业团队"))]
     )
-    registered_in_shanghai = forms.BooleanField(label=_("在本市注册"), required=False)
-    is_tsme = forms.BooleanField(label=_("符合科技型中小企业条件"), required=False)
+    registered_in_shanghai = forms.BooleanField(label=_("企业：在本市注册"), required=False)
+    is_tsme = forms.BooleanField(label=_("企业：符合科技型中小企业条件"), required=False)
+    team_company_registered = forms.BooleanField(label=_("创业团队：已注册公司"), required=False)
+    team_in_incubator = forms.BooleanField(
+        label=_("创业团队：入驻孵化器、大学科技园或众创空间"), required=False
+    )
+    team_core_members = forms.IntegerField(
+        label=_("创业团队：核心成员人数"), required=False, min_value=0, max_value=10_000
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("applicant_type") == "startup_team" and data.get("team_core_members") is None:
+            self.add_error("team_core_members", _("创业团队须填写核心成员人数。"))
+        return data
+
+    def applicant_facts(self) -> dict:
+        """The facts the ``voucher`` policy reads about this applicant type (RULES.md 5.2)."""
+        data = self.cleaned_data
+        if data["applicant_type"] == "startup_team":
+            return {
+                "team": {
+                    "company_registered": data["team_company_registered"],
+                    "in_incubator_park_or_maker_space": data["team_in_incubator"],
+                    "core_members": data["team_core_members"],
+                }
+            }
+        return {"registered_in_shanghai": data["registered_in_shanghai"], "is_tsme": data["is_tsme"]}
 
 
 class OrderForm(forms.Form):

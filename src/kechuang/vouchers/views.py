@@ -310,10 +310,7 @@ def quota_apply(request: HttpRequest) -> HttpResponse:
             actor=request.user,
             amount=data["amount"],
             applicant_type=data["applicant_type"],
-            applicant_facts={
-                "registered_in_shanghai": data["registered_in_shanghai"],
-                "is_tsme": data["is_tsme"],
-            },
+            applicant_facts=form.applicant_facts(),
         ),
         _("额度申请已提交。"),
     )

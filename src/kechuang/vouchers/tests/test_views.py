@@ -107,6 +107,30 @@ def test_the_flow_through_the_pages(prog, staff_zhang, ent_alice, inst_lab, offe
     )
 
 
+def test_a_start_up_team_applying_on_the_page_can_spend_its_quota(
+    prog, staff_zhang, ent_alice, offer
+):
+    alice = login(ent_alice)
+    team = {"program": prog.pk, "amount": "20000", "applicant_type": "startup_team"}
+    r = alice.post(reverse("vouchers:quota_apply"), team, follow=True)
+    assert "核心成员人数" in r.content.decode()
+    assert not QuotaApplication.objects.exists()
+    alice.post(
+        reverse("vouchers:quota_apply"),
+        team | {"team_in_incubator": "on", "team_core_members": "3"},
+    )
+    app = QuotaApplication.objects.get()
+    login(staff_zhang).post(
+        reverse("vouchers:quota_decide", args=[app.pk]),
+        {"decision": "approve", "amount": "20000", "idempotency_key": "page-team"},
+    )
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "10000"), actor=ent_alice, idempotency_key="team"
+    )
+    assert order.subsidy_amount > 0
+    assert selectors.quota_balance(prog, ent_alice.enterprise) == 20000 - order.subsidy_amount
+
+
 def test_a_refusal_is_shown_and_changes_nothing(prog, staff_zhang, ent_alice):
     r = login(ent_alice).post(
         reverse("vouchers:quota_apply"),
