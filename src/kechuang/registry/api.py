@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
 from ninja import File, Path, Query, Router, Schema
 from ninja.files import UploadedFile
+from pydantic import ConfigDict
 
 from kechuang.accounts import roles
 from kechuang.errors import KechuangError
@@ -21,7 +22,23 @@ from kechuang.registry.forms import ENTERPRISE_USER_FIELDS, FISCAL_YEAR_FIELDS, 
 router = Router(tags=["registry"])
 
 
-class EnterpriseOut(Schema):
+class EnterpriseFlags(Schema):
+    """The yes/no facts the commission records (null: not known)."""
+
+    registered_in_mainland: bool | None = None
+    registered_in_shanghai: bool | None = None
+    resident_enterprise: bool | None = None
+    accounting_sound: bool | None = None
+    audit_based_cit_collection: bool | None = None
+    tech_field_supported: bool | None = None
+    industry_restricted_or_eliminated: bool | None = None
+    standards_participation: bool | None = None
+    is_ic_or_machine_tool_enterprise: bool | None = None
+    ip_surveyed: bool | None = None
+    compliance_checked: bool | None = None
+
+
+class EnterpriseOut(EnterpriseFlags):
     credit_code: str
     name: str
     registration_date: dt.date | None
@@ -42,9 +59,12 @@ class EnterprisePage(Schema):
     items: list[EnterpriseOut]
 
 
-class EnterprisePatch(Schema):
+class EnterprisePatch(EnterpriseFlags):
     """Only the fields sent are changed. Enterprise users may change the contact
-    fields, address and high-tech field; commission staff every field here."""
+    fields, address and high-tech field; commission staff every field here. A field
+    that is not here is refused (422), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     registration_date: dt.date | None = None

@@ -281,6 +281,37 @@ def test_an_enterprise_token_cannot_write_another_enterprises_fiscal_year(ent_bo
     assert FiscalYear.objects.get(enterprise=alice_corp).sales_revenue == Decimal("52900000.00")
 
 
+def test_staff_set_a_yes_no_fact_and_the_response_shows_it(staff_zhang, alice_corp):
+    api = Api(staff_zhang)
+    response = api.patch(f"/enterprises/{ALICE_CODE}", {"audit_based_cit_collection": False})
+    assert response.status_code == 200, response.content
+    assert response.json()["audit_based_cit_collection"] is False
+    alice_corp.refresh_from_db()
+    assert alice_corp.audit_based_cit_collection is False
+    entry = AuditLog.objects.filter(obj_id=ALICE_CODE).latest("at")
+    assert entry.after == {"audit_based_cit_collection": False}
+
+
+def test_an_enterprise_cannot_set_its_own_yes_no_facts(ent_alice, alice_corp):
+    before = alice_corp.compliance_checked
+    response = Api(ent_alice).patch(
+        f"/enterprises/{ALICE_CODE}", {"compliance_checked": not before}
+    )
+    assert response.status_code == 400 and response.json()["extra"]["field"] == "compliance_checked"
+    alice_corp.refresh_from_db()
+    assert alice_corp.compliance_checked is before
+
+
+def test_a_field_the_api_does_not_know_is_refused_not_ignored(staff_zhang, alice_corp):
+    response = Api(staff_zhang).patch(
+        f"/enterprises/{ALICE_CODE}", {"contact_name": "张三", "nmae": "改名公司"}
+    )
+    assert response.status_code == 422
+    assert "nmae" in response.content.decode()
+    alice_corp.refresh_from_db()
+    assert alice_corp.contact_name == "" and alice_corp.name == "上海爱丽丝软件有限公司"
+
+
 @pytest.mark.parametrize("field", ["contact_email", "industry_code"])
 def test_null_for_a_field_that_cannot_be_empty_is_refused_naming_it(staff_zhang, alice_corp, field):
     before = getattr(alice_corp, field)
