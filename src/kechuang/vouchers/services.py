@@ -601,7 +601,11 @@ def quota_expire(
                 memo=f"额度到期收回 / unused quota expired, {account.enterprise_id}",
             )
             posted.append(tx)
-    Program.objects.filter(pk=program.pk, expired_at__isnull=True).update(expired_at=timezone.now())
+    newly = Program.objects.filter(pk=program.pk, expired_at__isnull=True).update(
+        expired_at=timezone.now()
+    )
+    if not (posted or newly):
+        return posted  # a daily run after the first moves nothing: nothing to record
     audit_record(
         actor=actor,
         action="voucher.quota_expire",

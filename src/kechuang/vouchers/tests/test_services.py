@@ -459,8 +459,12 @@ def test_expiry_returns_unused_quota_to_the_budget_once(
     b = selectors.program_balances(prog)
     assert b["quota"] == 0 and b["committed"] == order.subsidy_amount
     assert b["unallocated"] == prog.budget - order.subsidy_amount
+    audits = AuditLog.objects.filter(action="voucher.quota_expire").count()
+    assert audits == 1
     assert services.quota_expire(program=prog, actor=staff_zhang, today=after_end) == []
     assert selectors.budget_identity_holds(prog)
+    # A daily run that moves nothing records nothing.
+    assert AuditLog.objects.filter(action="voucher.quota_expire").count() == audits
 
 
 def test_every_action_is_audited_with_who(prog, staff_zhang, ent_alice, offer):
