@@ -223,8 +223,10 @@ def note_stacking(checks: list[PolicyCheck]) -> None:
                 continue
             if check.verdict != "eligible" or other.verdict != "eligible":
                 continue
-            text = (rule.reason.en if lang == "en" else rule.reason.zh) if rule.reason else ""
-            note = f"{check.title} / {other.title}: {text} [{rule.article}]"
+            why = rule.article
+            if rule.reason:
+                why = f"{rule.reason.en if lang == 'en' else rule.reason.zh} [{why}]"
+            note = f"{check.title} / {other.title}: {why}"
             for c in (check, other):
                 c.stacking.append(note)
 

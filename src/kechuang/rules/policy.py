@@ -722,7 +722,9 @@ _SECTIONS = (
 _STACKING_KEYS = {"excludes", "caps", "keep", "total", "article", "reason"}
 
 
-def _read_stacking(r: _Reader, doc: dict, parameters: dict[str, Parameter]) -> tuple:
+def _read_stacking(
+    r: _Reader, doc: dict, parameters: dict[str, Parameter]
+) -> tuple[Stacking, ...]:
     """The ``stacking:`` section: one entry, or a list of them."""
     spec = doc.get("stacking")
     if spec is None:
