@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import time
+
+from district import demo_district, open_database
 
 
 def main() -> None:
@@ -27,29 +28,12 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/kechuang_bench"
     )
     args = parser.parse_args()
-    if args.database_url.startswith("postgres"):
-        _create_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kechuang.settings")
-    os.environ.setdefault("KECHUANG_DEBUG", "True")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    open_database(args.database_url, KECHUANG_DEBUG="True")
+    demo_district(args.count)
     from django.db import connection
 
-    from kechuang.registry.demo import demo_build
-    from kechuang.registry.models import Enterprise
     from kechuang.registry.selectors import enterprise_facts_as_of, enterprise_facts_rows
 
-    call_command("migrate", verbosity=0)
-    if Enterprise.objects.count() != args.count:
-        call_command("flush", interactive=False, verbosity=0)
-        t = time.perf_counter()
-        demo_build(count=args.count)
-        print(f"built {args.count} enterprises in {time.perf_counter() - t:.0f} s")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give
     sql = enterprise_facts_as_of(as_of=args.as_of)
     raw, typed = [], []
     for _ in range(args.runs):
@@ -67,17 +51,6 @@ def main() -> None:
         f"SQL + fetch best {min(raw):.2f} s (runs {', '.join(f'{x:.2f}' for x in raw)}); "
         f"typed dict rows best {min(typed):.2f} s"
     )
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

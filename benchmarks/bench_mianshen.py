@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from district import demo_district, open_database
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -45,33 +47,15 @@ def main() -> None:
         "policy file; or comma-separated ids",
     )
     args = parser.parse_args()
-    if args.database_url.startswith("postgres"):
-        _create_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kechuang.settings")
-    os.environ.setdefault("KECHUANG_DEBUG", "True")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    open_database(args.database_url, KECHUANG_DEBUG="True")
+    demo_district(args.count)
     from django.db import connection
     from django.test.utils import override_settings
 
     from kechuang.calculator.models_runs import MianshenRun
     from kechuang.calculator.runs import delete_results, mianshen_policy_ids
     from kechuang.calculator.services_runs import mianshen_run_execute, mianshen_run_start
-    from kechuang.registry.demo import demo_build
-    from kechuang.registry.models import Enterprise
     from kechuang.rules import policy_ids
-
-    call_command("migrate", verbosity=0)
-    if Enterprise.objects.count() != args.count:
-        call_command("flush", interactive=False, verbosity=0)
-        t = time.perf_counter()
-        demo_build(count=args.count)
-        print(f"built {args.count} enterprises in {time.perf_counter() - t:.0f} s", flush=True)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # fresh statistics, as autovacuum would give
     if args.policies == "mianshen":
         ids = mianshen_policy_ids()
     elif args.policies == "all":
@@ -233,17 +217,6 @@ def _is_postgres(pid: str) -> bool:
             return f.read().strip() == "postgres"
     except OSError:
         return False
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import platform
 import statistics
 import time
 
+from district import demo_district, open_database
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -36,40 +38,26 @@ def main() -> None:
         "--database-url", default="postgres://postgres@127.0.0.1:5432/kechuang_bench"
     )
     args = parser.parse_args()
-    if args.database_url.startswith("postgres"):
-        _create_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kechuang.settings")
     # Production settings (DEBUG off: no query log), a key for the session cookie.
-    os.environ.setdefault("KECHUANG_SECRET_KEY", "bench-selfcheck-not-secret")
-    os.environ.setdefault("KECHUANG_ALLOWED_HOSTS", "testserver")
-    import django
-
-    django.setup()
+    open_database(
+        args.database_url,
+        KECHUANG_SECRET_KEY="bench-selfcheck-not-secret",
+        KECHUANG_ALLOWED_HOSTS="testserver",
+    )
     from django.conf import settings
 
     # No collectstatic here: plain static URLs (the page's own work is what is timed).
     settings.STORAGES["staticfiles"]["BACKEND"] = (
         "django.contrib.staticfiles.storage.StaticFilesStorage"
     )
-    from django.core.management import call_command
     from django.db import connection
     from django.db.models import Count
     from django.test import Client
 
     from kechuang.accounts.models import Role, User
-    from kechuang.registry.demo import demo_build
     from kechuang.registry.models import Enterprise
 
-    call_command("migrate", verbosity=0)
-    if Enterprise.objects.count() != args.count:
-        call_command("flush", interactive=False, verbosity=0)
-        t = time.perf_counter()
-        demo_build(count=args.count)
-        print(f"built {args.count} enterprises in {time.perf_counter() - t:.0f} s")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+    demo_district(args.count)
 
     staff, _ = User.objects.get_or_create(
         username="bench_selfcheck_staff", defaults={"role": Role.STAFF}
@@ -107,17 +95,6 @@ def main() -> None:
         f"{os.cpu_count()} CPUs: self-check page median best of {args.runs} runs "
         f"{min(medians) * 1000:.1f} ms (runs {', '.join(f'{m * 1000:.1f}' for m in medians)})"
     )
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 if __name__ == "__main__":
