@@ -169,12 +169,19 @@ def layer_publications(base: Policy, pubs: Iterable[ParameterPublication]) -> Po
         if pub.parameter not in params:
             # The file dropped the parameter since: the publication has nothing to change.
             continue
+        # Where an open-ended value stops: at a value the file dates later, or at another
+        # publication's start; never where an earlier value merely resumes after a
+        # bounded publication (that would bring the old value back).
+        stops = {e.start for e in base.parameters[pub.parameter].entries} | {
+            p.effective_from for p in pubs if p.parameter == pub.parameter
+        }
         params[pub.parameter] = layer_publication(
             params[pub.parameter],
             value=Fraction(Decimal(pub.value)),
             start=pub.effective_from,
             until=pub.effective_until,
             article=publication_article(pub),
+            stops=stops,
         )
     digest = hashlib.sha256(base.sha256.encode())
     digest.update(json.dumps([_pub_key(p) for p in pubs], ensure_ascii=False).encode())
@@ -199,10 +206,17 @@ def publication_article(pub: ParameterPublication) -> str:
 
 
 def layer_publication(
-    param: Parameter, *, value: Fraction, start: dt.date, until: dt.date | None, article: str
+    param: Parameter,
+    *,
+    value: Fraction,
+    start: dt.date,
+    until: dt.date | None,
+    article: str,
+    stops: Iterable[dt.date] | None = None,
 ) -> Parameter:
     """``param`` with ``value`` in force from ``start`` to ``until`` (inclusive; None =
-    until the next value dated after ``start`` already on the timeline, or for ever).
+    until the next of ``stops`` after ``start`` — by default the starts already on the
+    timeline — or for ever).
 
     Entries before ``start`` keep their values and end the day before; an entry that
     runs past ``until`` resumes the day after.
@@ -225,7 +239,8 @@ def layer_publication(
     if until is None:
         # Open-ended: in force until the next dated value already on the timeline (the
         # file may hold a future change enacted earlier, e.g. a new ratio from 2027).
-        later = [e.start for e in param.entries if e.start > start]
+        starts = [e.start for e in param.entries] if stops is None else stops
+        later = [day for day in starts if day > start]
         if later:
             until = min(later) - _ONE_DAY
     far = dt.date.max

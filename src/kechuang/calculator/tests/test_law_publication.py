@@ -112,6 +112,25 @@ def test_a_published_value_is_in_force_from_its_date_and_not_before(
 
 
 @pytest.mark.django_db
+def test_an_open_ended_value_published_after_a_temporary_one_stays_in_force(
+    staff_zhang, admin_root, old_ratio
+):
+    def reform(value: Decimal):
+        return reforms.reform_create(
+            policy_id="voucher", name=f"比例 {value}", overrides={VOUCHER_RATIO: str(value)},
+            actor=staff_zhang, as_of=NEW_YEAR,
+        )
+
+    temporary, lasting = (old_ratio + 1) / 2, (old_ratio + 3) / 4
+    publish(reform(temporary), admin_root, effective_until=NEW_YEAR + dt.timedelta(days=180))
+    publish(reform(lasting), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=59))
+    assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR) == temporary
+    for later in (60, 181, 365 * 3):
+        # The file's value resumes after the temporary one only where nothing replaced it.
+        assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR + dt.timedelta(days=later)) == lasting
+
+
+@pytest.mark.django_db
 def test_the_voucher_ledger_applies_the_published_ratio_to_orders_from_that_day(
     staff_zhang, admin_root, ent_alice, inst_lab, ratio_reform, old_ratio, new_ratio
 ):
