@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Subquery, Sum
 
+from kechuang import spreadsheets
 from kechuang.calculator import runs
 from kechuang.calculator.models_runs import (
     MianshenOffer,
@@ -190,37 +191,37 @@ def run_export_xlsx(run: MianshenRun) -> bytes:
 
     wb = Workbook(write_only=True)
     info = wb.create_sheet("运行信息 run")
-    info.append(["运行 run", run.pk])
-    info.append(["基准日 as-of", run.as_of.isoformat()])
-    info.append(["状态 status", run.status])
-    info.append(["范围 scope", ", ".join(f"{k}={v}" for k, v in run.scope.items()) or "全部 whole registry"])
-    info.append(["改革 reform", f"{run.reform.name}: {run.reform.overrides}" if run.reform_id else ""])
-    info.append(["企业数 enterprises", run.facts_count])
-    info.append(["事实哈希 facts sha256", run.facts_hash])
-    info.append(["事实复核 facts kept match the hash", {True: "是 yes", False: "否 NO", None: ""}[
+    spreadsheets.append(info, ["运行 run", run.pk])
+    spreadsheets.append(info, ["基准日 as-of", run.as_of.isoformat()])
+    spreadsheets.append(info, ["状态 status", run.status])
+    spreadsheets.append(info, ["范围 scope", ", ".join(f"{k}={v}" for k, v in run.scope.items()) or "全部 whole registry"])
+    spreadsheets.append(info, ["改革 reform", f"{run.reform.name}: {run.reform.overrides}" if run.reform_id else ""])
+    spreadsheets.append(info, ["企业数 enterprises", run.facts_count])
+    spreadsheets.append(info, ["事实哈希 facts sha256", run.facts_hash])
+    spreadsheets.append(info, ["事实复核 facts kept match the hash", {True: "是 yes", False: "否 NO", None: ""}[
         run_facts_verified(run)]])
     for pid, sha in run.policy_hashes.items():
-        info.append([f"适用法规 {pid} sha256 (file and published values)", sha])
+        spreadsheets.append(info, [f"适用法规 {pid} sha256 (file and published values)", sha])
     for pid, sha in (run.policy_files or {}).items():
-        info.append([f"政策文件 {pid} sha256 (policy file)", sha])
+        spreadsheets.append(info, [f"政策文件 {pid} sha256 (policy file)", sha])
     for pid, params in run.parameters.items():
         for name, entries in params.items():
             for e in entries:
-                info.append([f"参数 {pid}.{name}", e["value"], e["since"], e["until"] or "", e["article"]])
+                spreadsheets.append(info, [f"参数 {pid}.{name}", e["value"], e["since"], e["until"] or "", e["article"]])
     summary = wb.create_sheet("汇总 summary")
-    summary.append(["政策 policy", *VERDICTS, "拟兑现 payable", "兑现家数 paid", "排除 excluded", "叠加限制 stacked"])
+    spreadsheets.append(summary, ["政策 policy", *VERDICTS, "拟兑现 payable", "兑现家数 paid", "排除 excluded", "叠加限制 stacked"])
     for s in run_summary(run):
-        summary.append(
+        spreadsheets.append(summary,
             [s["policy_id"], *(n for _, n in s["counts"]), s["payable"], s["paid"], s["excluded"], s["stacked"]]
         )
     sheet = wb.create_sheet("结果 results")
-    sheet.append(
+    spreadsheets.append(sheet,
         ["统一社会信用代码", "企业名称", "政策 policy", "结论 verdict", "测算金额 benefit",
          "拟兑现 payable", "叠加说明 stacking", "缺少数据 missing", "排除 excluded", "排除理由 reason"]
     )
     qs = run.results.select_related("enterprise").order_by("credit_code", "policy_id")
     for r in qs.iterator(chunk_size=5000):
-        sheet.append(
+        spreadsheets.append(sheet,
             [r.credit_code, r.enterprise.name, r.policy_id, r.verdict, r.benefit, r.payable,
              r.stacking_note, r.missing_fields.rstrip(","), "是" if r.excluded else "", r.exclusion_reason]
         )
@@ -228,9 +229,9 @@ def run_export_xlsx(run: MianshenRun) -> bytes:
     # decimals as strings, dates yyyymmdd). ``kechuang.rules.evaluate_flat(policy, row,
     # as_of)`` on it reproduces the verdict and explains it, whatever the registry says now.
     facts = wb.create_sheet("事实 facts")
-    facts.append(["统一社会信用代码", "比对读取的事实 facts row read by the run (JSON)"])
+    spreadsheets.append(facts, ["统一社会信用代码", "比对读取的事实 facts row read by the run (JSON)"])
     for row in runs.iter_stored_facts(run.pk):
-        facts.append([row["entity_id"], json.dumps(runs.facts_json(row), ensure_ascii=False)])
+        spreadsheets.append(facts, [row["entity_id"], json.dumps(runs.facts_json(row), ensure_ascii=False)])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

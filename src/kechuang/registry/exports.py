@@ -15,6 +15,7 @@ from typing import IO, Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
+from kechuang import spreadsheets
 from kechuang.registry.columns import CERTIFICATIONS, ENTERPRISES, FISCAL_YEARS, IP_ASSETS, Sheet
 from kechuang.registry.models import Certification, FiscalYear, IPAsset
 from kechuang.registry.selectors import enterprise_list
@@ -78,7 +79,7 @@ def _fields(sheet: Sheet) -> list[str]:
 
 def _sheet(wb: Workbook, sheet: Sheet, rows: Any, progress: Callable[[int], None] | None) -> int:
     ws = wb.create_sheet(sheet.zh)
-    ws.append([c.zh for c in sheet.columns])
+    spreadsheets.append(ws, [c.zh for c in sheet.columns])
     n = 0
     for values in rows.iterator(chunk_size=2000):
         ws.append([_cell(ws, c.kind, v) for c, v in zip(sheet.columns, values, strict=True)])
@@ -99,4 +100,4 @@ def _cell(ws: Any, kind: str, value: Any) -> Any:
         cell = WriteOnlyCell(ws, value=value)
         cell.number_format = _FORMATS[kind]
         return cell
-    return value
+    return spreadsheets.text_cell(ws, value)

