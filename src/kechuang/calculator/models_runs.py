@@ -69,6 +69,11 @@ class MianshenRun(models.Model):
     baseline = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    #: The law-in-force side of a reform's comparison: a what-if, never reviewed or paid.
+    is_baseline = models.BooleanField(default=False)
+    #: Which execution owns the run: a worker taken for stopped (interrupted) and then
+    #: resumed by another must not write the run afterwards.
+    attempt = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     step = models.CharField(_("当前步骤"), max_length=200, blank=True, default="")
     steps_done = models.PositiveIntegerField(default=0)

@@ -104,7 +104,9 @@ def reform_run(
     *, reform: Reform, as_of: dt.date, actor: User | None, scope: dict | None = None
 ) -> MianshenRun:
     """Run the law in force and the reform over the same registry, as of the same date."""
-    baseline = mianshen_run_start(policies=[reform.policy_id], as_of=as_of, scope=scope, actor=actor)
+    baseline = mianshen_run_start(
+        policies=[reform.policy_id], as_of=as_of, scope=scope, actor=actor, is_baseline=True
+    )
     return mianshen_run_start(
         policies=[reform.policy_id], as_of=as_of, scope=scope, actor=actor, reform=reform,
         baseline=baseline,

@@ -70,8 +70,11 @@ def mianshen_run_start(
     scope: dict[str, Any] | None = None,
     reform: Reform | None = None,
     baseline: MianshenRun | None = None,
+    is_baseline: bool = False,
 ) -> MianshenRun:
-    """Queue a run; the worker picks it up once this transaction commits."""
+    """Queue a run; the worker picks it up once this transaction commits.
+
+    ``is_baseline``: the law-in-force side of a reform's comparison, never paid."""
     ids = runs.check_policies(policies)
     if not isinstance(as_of, dt.date):
         raise KechuangError("as_of must be a date", field="as_of")
@@ -90,6 +93,7 @@ def mianshen_run_start(
             scope=_clean_scope(scope),
             reform=reform,
             baseline=baseline,
+            is_baseline=is_baseline,
             created_by=actor,
             steps_total=len(ids) + 4,
         )
@@ -172,14 +176,27 @@ def mianshen_runs_mark_interrupted(now: dt.datetime | None = None) -> int:
 # --------------------------------------------------------------------------- execute
 
 
+class Superseded(Exception):
+    """This worker no longer owns the run: it was taken for stopped and resumed (or
+    restarted) by another, or the run was finished since. It must write nothing more."""
+
+
+def _owned(run: MianshenRun):
+    return MianshenRun.objects.filter(
+        pk=run.pk, status=MianshenRun.Status.RUNNING, attempt=run.attempt
+    )
+
+
 def _progress(run: MianshenRun, step: str, **fields: Any) -> None:
     run.step = step
     run.heartbeat_at = timezone.now()
     for k, v in fields.items():
         setattr(run, k, v)
-    MianshenRun.objects.filter(pk=run.pk).update(
+    updated = _owned(run).update(
         step=step, heartbeat_at=run.heartbeat_at, steps_done=run.steps_done, **fields
     )
+    if not updated:
+        raise Superseded(run.pk)
 
 
 def mianshen_run_execute(*, run_id: int) -> MianshenRun:
@@ -194,15 +211,18 @@ def mianshen_run_execute(*, run_id: int) -> MianshenRun:
         if run.status not in (MianshenRun.Status.QUEUED, MianshenRun.Status.INTERRUPTED):
             return run  # already done, or another worker has it
         run.status = MianshenRun.Status.RUNNING
+        run.attempt += 1
         run.started_at = run.started_at or timezone.now()
         run.heartbeat_at = timezone.now()
         run.steps_done = 0
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "steps_done"])
+        run.save(update_fields=["status", "attempt", "started_at", "heartbeat_at", "steps_done"])
     try:
         _execute(run, started)
+    except Superseded:
+        log.warning("mianshen run %s: attempt %s superseded, stopped", run.pk, run.attempt)
     except Exception as e:  # the run must show why it failed; the worker logs the trace
         log.exception("mianshen run %s failed", run.pk)
-        MianshenRun.objects.filter(pk=run.pk).update(
+        _owned(run).update(
             status=MianshenRun.Status.FAILED,
             error=f"{type(e).__name__}: {e}"[:2000],
             finished_at=timezone.now(),
@@ -278,14 +298,19 @@ def _execute(run: MianshenRun, started: float) -> None:
             hasher.shutdown()
     if hashed is not None:
         _progress(run, "hashed", facts_hash=hashed.result())
-    # A resumed run may hold results stacked before it stopped: reset those.
-    apply_stacking(run, fresh=fresh)
-    run.steps_done = run.steps_total  # a resumed run skipped the policies it had
-    now = timezone.now()
-    _progress(
-        run, "done", status=MianshenRun.Status.DONE, finished_at=now,
-        duration_ms=int((time.monotonic() - started) * 1000),
-    )
+    with transaction.atomic():
+        # Checked and kept under the run's lock: a worker taken for stopped must not
+        # stack or finish a run another worker has finished (or staff have confirmed).
+        if not _owned(run).select_for_update().exists():
+            raise Superseded(run.pk)
+        # A resumed run may hold results stacked before it stopped: reset those.
+        apply_stacking(run, fresh=fresh)
+        run.steps_done = run.steps_total  # a resumed run skipped the policies it had
+        now = timezone.now()
+        _progress(
+            run, "done", status=MianshenRun.Status.DONE, finished_at=now,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
 
 
 def _index_and_hash(run_id: int) -> str:
@@ -445,6 +470,8 @@ def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User)
         raise KechuangError("请填写排除理由 / a written reason is required", field="reason")
     with transaction.atomic():
         run = MianshenRun.objects.select_for_update().get(pk=result.run_id)
+        if run.reform_id or run.is_baseline:
+            raise KechuangError("改革试算不作审核 / a what-if run is not reviewed")
         if run.status != MianshenRun.Status.DONE:
             raise KechuangError(
                 "只能在确认前排除 / only a finished, unconfirmed run can be reviewed"
@@ -468,19 +495,68 @@ def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User)
     return result
 
 
+def _require_law_unchanged(run: MianshenRun) -> None:
+    """Refuse to pay under a law other than the one the run computed: a value published
+    or withdrawn since (even dated back) changes what the enterprises are owed."""
+    for pid in run.policies:
+        now = runs.resolve_policy(pid, None, run.as_of).sha256
+        if run.policy_hashes.get(pid) != now:
+            raise KechuangError(
+                f"政策 {pid} 的现行规定自本次比对以来已变更，请重新比对 / the law of {pid} "
+                "has changed since this run (a value was published or withdrawn): start a new run",
+                field="policies",
+            )
+
+
+def _hold_what_was_offered_before(run: MianshenRun) -> int:
+    """Pay nothing a confirmed run has already offered the same enterprise: the same
+    policy, or one that a stacking rule says is not paid with it (不得重复享受). Runs over
+    overlapping scopes, or a run confirmed twice over the same year, would otherwise pay
+    twice. Such a result is left unpaid with a note naming the earlier run; a benefit
+    that truly recurs is decided by staff, not paid again automatically."""
+    rules = [r for pid in run.policies for r in runs.stacking_rules(get_policy(pid))]
+    pairs = {(r.policy, r.other) for r in rules if r.kind == "excludes"}
+    pairs |= {(b, a) for a, b in pairs}
+    results = list(
+        run.results.filter(verdict="eligible", excluded=False, payable__gt=0).only(
+            "id", "enterprise_id", "policy_id", "payable", "stacking_note"
+        )
+    )
+    earlier: dict[int, list[tuple[str, int]]] = {}
+    for offer in MianshenOffer.objects.filter(
+        enterprise_id__in={r.enterprise_id for r in results}
+    ).exclude(run=run).values("enterprise_id", "policy_id", "run_id"):
+        earlier.setdefault(offer["enterprise_id"], []).append((offer["policy_id"], offer["run_id"]))
+    held = []
+    for r in results:
+        for policy_id, run_id in earlier.get(r.enterprise_id, ()):
+            if policy_id == r.policy_id or (r.policy_id, policy_id) in pairs:
+                r.payable = Decimal("0")
+                r.stacking_note = (
+                    f"已在运行 #{run_id} 中发放 {policy_id} / already offered {policy_id} "
+                    f"in run #{run_id}: not paid again"
+                )
+                held.append(r)
+                break
+    MianshenResult.objects.bulk_update(held, ["payable", "stacking_note"], batch_size=2000)
+    return len(held)
+
+
 def mianshen_run_confirm(*, run: MianshenRun, actor: User) -> list[MianshenOffer]:
     """Confirm a reviewed run: an offer per payable result, a notice and an email to
     each enterprise; enterprises told ``needs_data`` get the facts to supply."""
     with transaction.atomic():
         # Lock: a double click must not offer the same benefit twice.
         run = MianshenRun.objects.select_for_update().get(pk=run.pk)
-        if run.reform_id:
+        if run.reform_id or run.is_baseline:
             raise KechuangError("what-if reform runs are never paid / 改革试算不能确认")
         if run.status != MianshenRun.Status.DONE:
             raise KechuangError(
                 "只能确认已完成且未确认的运行 / only a finished, unconfirmed run can be confirmed"
             )
+        _require_law_unchanged(run)
         apply_stacking(run)
+        _hold_what_was_offered_before(run)
         payable = list(
             run.results.filter(verdict="eligible", excluded=False, payable__gt=0)
             .select_related("enterprise")

@@ -103,8 +103,21 @@ def test_a_reform_run_is_never_paid(
         client, django_capture_on_commit_callbacks, HTE,
         {"reward_amount": str(current(HTE, "reward_amount") + 1)},
     )
+    run = reform.runs.get()
     with pytest.raises(KechuangError):
-        mianshen_run_confirm(run=reform.runs.get(), actor=staff_zhang)
+        mianshen_run_confirm(run=run, actor=staff_zhang)
+    # Nor the law-in-force side it is compared with, through the page either.
+    assert run.baseline.is_baseline
+    with pytest.raises(KechuangError):
+        mianshen_run_confirm(run=run.baseline, actor=staff_zhang)
+    client.post(f"/calculator/runs/{run.baseline.pk}/confirm/")
+    run.baseline.refresh_from_db()
+    assert run.baseline.status == MianshenRun.Status.DONE and not run.baseline.offers.exists()
+    result = run.results.filter(verdict="eligible").first()
+    with pytest.raises(KechuangError, match="what-if"):
+        from kechuang.calculator.services_runs import mianshen_result_exclude
+
+        mianshen_result_exclude(result=result, reason="x", actor=staff_zhang)
 
 
 @pytest.mark.django_db

@@ -206,3 +206,82 @@ def test_a_run_resumed_without_a_recorded_facts_hash_recomputes_everything(
     assert run.facts_hash == digest
     assert not ({r.pk for r in run.results.filter(policy_id=HTE)} & kept)
     assert run.results.filter(policy_id=GIANT).count() == run.facts_count
+
+
+@pytest.mark.django_db
+def test_two_runs_never_offer_the_same_benefit_twice(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    first = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    second = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    third = run_now(django_capture_on_commit_callbacks, [GIANT], staff_zhang)
+    offered = mianshen_run_confirm(run=first, actor=staff_zhang)
+    assert [o.policy_id for o in offered if o.enterprise_id == alice_both.pk] == [HTE]
+    # The same policy in another run, and a policy that may not be paid with it.
+    assert not [o for o in mianshen_run_confirm(run=second, actor=staff_zhang)
+                if o.enterprise_id == alice_both.pk]
+    assert not [o for o in mianshen_run_confirm(run=third, actor=staff_zhang)
+                if o.enterprise_id == alice_both.pk]
+    held = second.results.get(credit_code=alice_both.credit_code, policy_id=HTE)
+    assert held.payable == 0 and f"#{first.pk}" in held.stacking_note
+    assert f"#{first.pk}" in third.results.get(
+        credit_code=alice_both.credit_code, policy_id=GIANT
+    ).stacking_note
+
+
+@pytest.mark.django_db
+def test_a_run_is_not_paid_under_a_law_changed_since_it_ran(
+    alice_both, staff_zhang, admin_root, immediate_tasks, django_capture_on_commit_callbacks
+):
+    from decimal import Decimal
+
+    from kechuang.calculator import reforms, runs, services_law
+    from kechuang.errors import KechuangError
+    from kechuang.rules import get_policy
+
+    run = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    amount = get_policy(HTE).parameters["reward_amount"].at(AS_OF).value
+    reform = reforms.reform_create(
+        policy_id=HTE, name="追溯上调", overrides={"reward_amount": str(Decimal(runs.decimal_text(amount)) + 1)},
+        actor=staff_zhang, as_of=AS_OF,
+    )
+    services_law.parameter_publish(
+        reform=reform, parameters=["reward_amount"], effective_from=dt.date(2025, 1, 1),
+        document_number="普科委〔2025〕9号", article="第一条", actor=admin_root,
+    )
+    with pytest.raises(KechuangError, match="changed since this run"):
+        mianshen_run_confirm(run=run, actor=staff_zhang)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE and not run.offers.exists()
+
+
+@pytest.mark.django_db
+def test_a_worker_taken_for_stopped_writes_nothing_once_another_has_finished(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    from kechuang.calculator import runs as run_sql
+    from kechuang.calculator import services_runs
+
+    run = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    real_insert = run_sql.insert_results
+    taken_over = []
+
+    def slow_insert(*args, **kwargs):
+        real_insert(*args, **kwargs)
+        if not taken_over:
+            # While this worker is inside its INSERT: taken for stopped, resumed by another
+            # worker, which finishes, and staff confirm.
+            taken_over.append(True)
+            MianshenRun.objects.filter(pk=run.pk).update(
+                heartbeat_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1)
+            )
+            assert mianshen_runs_mark_interrupted() == 1
+            services_runs.mianshen_run_execute(run_id=run.pk)
+            mianshen_run_confirm(run=MianshenRun.objects.get(pk=run.pk), actor=staff_zhang)
+
+    MianshenRun.objects.filter(pk=run.pk).update(status=MianshenRun.Status.QUEUED, policies_done=[])
+    monkeypatch.setattr(run_sql, "insert_results", slow_insert)
+    services_runs.mianshen_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert taken_over and run.status == MianshenRun.Status.CONFIRMED
+    assert run.offers.count() == 1
