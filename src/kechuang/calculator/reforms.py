@@ -23,7 +23,7 @@ from kechuang.accounts.services import audit_record
 from kechuang.calculator import law, runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun, Reform
 from kechuang.calculator.services_runs import mianshen_run_start
-from kechuang.errors import KechuangError
+from kechuang.errors import KechuangError, checked_text
 from kechuang.rules import Decision, NotInForce
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.facts import MAGNITUDE_DIGITS
@@ -64,6 +64,8 @@ def reform_create(
     name = (name or "").strip()
     if not name:
         raise KechuangError("请填写名称 / name required", field="name")
+    checked_text(Reform, "name", name)
+    checked_text(Reform, "note", note or "")
     as_of = as_of or dt.date.today()
     current = {p["name"]: p["value"] for p in reform_parameters(policy_id, as_of)}
     changed = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -280,20 +280,23 @@ def display(value: Any, money: bool = False) -> str:
         return "—"
     if isinstance(value, bool):
         return str(_("是")) if value else str(_("否"))
-    if isinstance(value, Fraction):
-        value = (
-            value.numerator
-            if value.denominator == 1
-            else (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
-                Decimal("0.000001")
+    # Exact to 6 places whatever the size: the default 28 digits would round (or, to
+    # quantize an amount of 10^26, fail) on the figures a public form accepts.
+    with localcontext(prec=80):
+        if isinstance(value, Fraction):
+            value = (
+                value.numerator
+                if value.denominator == 1
+                else (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+                    Decimal("0.000001")
+                )
             )
-        )
-    if isinstance(value, Decimal):
-        value = value.normalize()
-        if value == value.to_integral_value():
-            value = int(value)
-        else:
-            return f"{value:,f}" if money else f"{value:f}"
+        if isinstance(value, Decimal):
+            value = value.normalize()
+            if value == value.to_integral_value():
+                value = int(value)
+            else:
+                return f"{value:,f}" if money else f"{value:f}"
     if isinstance(value, int):
         return f"{value:,}" if money else str(value)
     return str(value)

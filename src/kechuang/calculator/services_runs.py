@@ -34,7 +34,7 @@ from kechuang.calculator.models_runs import (
     Notification,
     Reform,
 )
-from kechuang.errors import KechuangError
+from kechuang.errors import KechuangError, checked_text
 from kechuang.registry.selectors import enterprise_list
 from kechuang.rules import NotInForce, get_policy
 
@@ -468,6 +468,7 @@ def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User)
     reason = (reason or "").strip()
     if not reason:
         raise KechuangError("请填写排除理由 / a written reason is required", field="reason")
+    checked_text(MianshenResult, "exclusion_reason", reason, label="reason")
     with transaction.atomic():
         run = MianshenRun.objects.select_for_update().get(pk=result.run_id)
         if run.reform_id or run.is_baseline:
@@ -669,6 +670,7 @@ def mianshen_offer_accept(
     bank_name, bank_account = (bank_name or "").strip(), "".join((bank_account or "").split())
     if not bank_name:
         raise KechuangError("请填写开户银行 / bank name required", field="bank_name")
+    checked_text(MianshenOffer, "bank_name", bank_name)
     if not bank_account.isdigit() or not 8 <= len(bank_account) <= 30:
         raise KechuangError(
             "银行账号应为8–30位数字 / bank account: 8-30 digits", field="bank_account"

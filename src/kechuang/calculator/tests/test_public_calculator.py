@@ -61,6 +61,13 @@ def test_a_bad_number_is_a_form_error_not_a_decision(client, db):
     assert response.context["form"].errors["fy1_sales_revenue"]
 
 
+def test_an_amount_of_26_digits_is_decided_and_shown_exactly_not_a_server_error(client, db):
+    huge = "99999999999999999999999999.5"
+    r = client.post("/calculator/try/hte/", {"as_of": "2025-06-30", "fy1_sales_revenue": huge})
+    assert r.status_code == 200
+    assert huge in r.content.decode()  # not rounded to 28 digits
+
+
 def test_text_inputs_offer_the_words_the_policy_accepts(client, db):
     page = client.get("/calculator/try/voucher/").content.decode()
     assert 'value="district_service_voucher"' in page

@@ -132,3 +132,10 @@ def test_a_reform_refuses_bad_values_and_changes_nothing(client, staff_zhang):
     assert not Reform.objects.exists() and not MianshenRun.objects.exists()
     with pytest.raises(KechuangError):
         runs.policy_with_overrides(get_policy(HTE), {"no_such_parameter": "1"}, AS_OF)
+    for name, field in (("长" * 201, "name"), ("a\x00b", "name")):
+        with pytest.raises(KechuangError) as refused:
+            reforms.reform_create(
+                policy_id=HTE, name=name, overrides={}, actor=staff_zhang, as_of=AS_OF
+            )
+        assert refused.value.field == field
+    assert not Reform.objects.exists()

@@ -94,6 +94,12 @@ def test_staff_run_review_confirm_and_enterprise_accepts(
     assert client.get("/calculator/offers/").status_code == 200
     client.post(f"/calculator/offers/{offer.pk}/accept/", {"bank_name": "", "bank_account": "1"})
     assert not BenefitRecord.objects.exists()
+    # A bank name longer than the column is refused, not a server error (PostgreSQL).
+    response = client.post(
+        f"/calculator/offers/{offer.pk}/accept/",
+        {"bank_name": "银" * 101, "bank_account": "62220210010012345"},
+    )
+    assert response.status_code < 500 and not BenefitRecord.objects.exists()
     client.post(
         f"/calculator/offers/{offer.pk}/accept/",
         {"bank_name": "中国工商银行上海普陀支行", "bank_account": "6222 0210 0100 1234 567"},
