@@ -77,23 +77,37 @@ def request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_key(idempotency_key: str) -> str:
+#: Keys the platform itself posts under (the year-end expiry). Keys are global, and a
+#: client that could take one of these first would make the platform's posting fail.
+SYSTEM_PREFIX = "kechuang:"
+
+
+def check_key(idempotency_key: str, *, system: bool = False) -> str:
     key = (idempotency_key or "").strip()
     if not key or len(key) > 200:
         raise LedgerError(
             "需要幂等键（1–200 个字符）/ an idempotency key of 1-200 characters is required",
             "idempotency_key",
         )
+    if key.startswith(SYSTEM_PREFIX) and not system:
+        raise LedgerError(
+            f"幂等键不能以 {SYSTEM_PREFIX} 开头 / idempotency keys starting with "
+            f"{SYSTEM_PREFIX!r} are reserved for the platform",
+            "idempotency_key",
+        )
     return key
 
 
-def find(idempotency_key: str, req_hash: str) -> LedgerTransaction | None:
+def find(
+    idempotency_key: str, req_hash: str, *, system: bool = False
+) -> LedgerTransaction | None:
     """The transaction already posted under this key, or None.
 
     Services call this *before* checking balances: a replay returns the original
     result even if the balances have moved since. A replay whose request differs
     is refused."""
-    tx = LedgerTransaction.objects.filter(idempotency_key=check_key(idempotency_key)).first()
+    key = check_key(idempotency_key, system=system)
+    tx = LedgerTransaction.objects.filter(idempotency_key=key).first()
     if tx is not None and tx.request_hash != req_hash:
         raise IdempotencyConflict(idempotency_key)
     return tx
@@ -159,6 +173,7 @@ def post(
     memo: str,
     req_hash: str | None = None,
     locked_balances: dict[int, Decimal] | None = None,
+    system: bool = False,
 ) -> LedgerTransaction:
     """Write one balanced transaction, or return the one already posted under
     ``idempotency_key`` (``tx.replayed`` tells which).
@@ -179,7 +194,7 @@ def post(
     request: the unique key refuses this one with ``IdempotencyConflict``, which
     aborts the caller's transaction (no savepoint to replay from)."""
     _validate(legs)
-    key = check_key(idempotency_key)
+    key = check_key(idempotency_key, system=system)
     if req_hash is None:
         req_hash = request_hash(
             {"memo": memo, "legs": [(leg.account.pk, leg.side, leg.amount) for leg in legs]}
@@ -196,7 +211,7 @@ def post(
         with transaction.atomic(savepoint=False):
             return _write(legs, key, req_hash, actor, memo, key_checked=True)
     with transaction.atomic():
-        existing = find(key, req_hash)
+        existing = find(key, req_hash, system=system)
         if existing is not None:
             existing.replayed = True
             return existing
@@ -262,8 +277,9 @@ def _write(
         with transaction.atomic():
             _insert(tx, legs)
     except IntegrityError:
-        # The same request, posted concurrently, committed first.
-        existing = find(key, req_hash)
+        # The same request, posted concurrently, committed first. (The key was checked
+        # by the caller, with its own right to a system key.)
+        existing = find(key, req_hash, system=True)
         if existing is None:
             raise
         existing.replayed = True

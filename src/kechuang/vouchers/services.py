@@ -576,9 +576,10 @@ def quota_expire(
     *, program: Program, actor: Any = None, today: dt.date | None = None
 ) -> list[LedgerTransaction]:
     """After the validity period, move every enterprise's unused quota back to
-    unallocated, one transaction per account (key ``expire:<program>:<account>``,
-    so running it twice moves nothing twice). Money already committed to orders
-    stays committed: those orders may still be delivered and redeemed."""
+    unallocated, one transaction per account (key
+    ``kechuang:expire:<program>:<account>``, a prefix no client may use, so running it
+    twice moves nothing twice). Money already committed to orders stays committed:
+    those orders may still be delivered and redeemed."""
     if actor is not None:
         access.require_staff(actor)
     if _today(today) <= program.valid_until:
@@ -596,7 +597,8 @@ def quota_expire(
                 continue
             tx = ledger.post(
                 legs=[ledger.debit(unallocated, left), ledger.credit(account, left)],
-                idempotency_key=f"expire:{program.pk}:{account.pk}",
+                idempotency_key=f"{ledger.SYSTEM_PREFIX}expire:{program.pk}:{account.pk}",
+                system=True,
                 actor=actor,
                 memo=f"额度到期收回 / unused quota expired, {account.enterprise_id}",
             )
@@ -1125,10 +1127,15 @@ def order_voucher_apply(
 
 
 def order_cancel(
-    *, order: ServiceOrder, actor: Any, idempotency_key: str, reason: str = ""
+    *,
+    order: ServiceOrder,
+    actor: Any,
+    idempotency_key: str,
+    reason: str = "",
+    today: dt.date | None = None,
 ) -> ServiceOrder:
     """Cancel an order before delivery; a voucher commitment goes back to the
-    enterprise's quota (or to unallocated once the program has expired)."""
+    enterprise's quota (or to unallocated once the program has ended)."""
     if not (access.acts_for(actor, order.enterprise) or access.is_staff(actor)):
         raise PermissionDenied("not this enterprise")
     req = ledger.request_hash({"op": "order_cancel", "order": order.pk})
@@ -1151,9 +1158,14 @@ def order_cancel(
         if order.status == ServiceOrder.Status.VOUCHER_APPLIED:
             committed = order.account
             back = ledger.balances([committed])[committed.pk]
+            # Once the program has ended, quota is no longer spendable: money set free
+            # goes back to the budget, also while (or before) the expiry runs.
+            ended = order.program.expired_at is not None or (
+                _today(today) > order.program.valid_until
+            )
             target = (
                 unallocated_account(order.program)
-                if order.program.expired_at is not None
+                if ended
                 else quota_account(order.program, order.enterprise)
             )
             ledger.post(

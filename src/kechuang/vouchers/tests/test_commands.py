@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from kechuang.errors import KechuangError
 from kechuang.vouchers import selectors, services
 from kechuang.vouchers.management.commands import vouchers_bench
 from kechuang.vouchers.models import ServiceOrder
@@ -23,6 +26,25 @@ def test_vouchers_expire_returns_unused_quota_of_ended_programs(prog, staff_zhan
         "vouchers_expire", today=prog.valid_until + dt.timedelta(days=2), stdout=StringIO()
     )
     assert selectors.program_balances(prog)["unallocated"] == prog.budget
+
+
+def test_vouchers_expire_goes_on_past_a_program_it_cannot_expire(
+    prog, staff_zhang, ent_alice, monkeypatch
+):
+    other = f.program(staff_zhang)
+    f.issue(other, staff_zhang, ent_alice, "500")
+    real = services.quota_expire
+
+    def refuse_the_first(*, program, **kw):
+        if program.pk == prog.pk:
+            raise KechuangError("refused for the test", "program")
+        return real(program=program, **kw)
+
+    monkeypatch.setattr(services, "quota_expire", refuse_the_first)
+    later = max(prog.valid_until, other.valid_until) + dt.timedelta(days=1)
+    with pytest.raises(CommandError, match="refused for the test"):
+        call_command("vouchers_expire", today=later, stdout=StringIO())
+    assert selectors.program_balances(other)["quota"] == 0
 
 
 def test_vouchers_settlement_writes_the_payment_file(

@@ -18,6 +18,7 @@ from kechuang.vouchers.models import (
     Claim,
     Institution,
     LedgerTransaction,
+    Program,
     QuotaApplication,
     ServiceOrder,
 )
@@ -465,6 +466,44 @@ def test_expiry_returns_unused_quota_to_the_budget_once(
     assert selectors.budget_identity_holds(prog)
     # A daily run that moves nothing records nothing.
     assert AuditLog.objects.filter(action="voucher.quota_expire").count() == audits
+
+
+def test_no_client_can_take_the_key_the_year_end_expiry_posts_under(
+    prog, staff_zhang, ent_alice, offer
+):
+    f.issue(prog, staff_zhang, ent_alice, "10000")
+    account = services.quota_account(prog, ent_alice.enterprise)
+    order = f.order(prog, ent_alice, offer, "2000")
+    with pytest.raises(KechuangError, match="reserved"):
+        services.order_voucher_apply(
+            order=order, actor=ent_alice,
+            idempotency_key=f"{ledger.SYSTEM_PREFIX}expire:{prog.pk}:{account.pk}",
+        )
+    after_end = prog.valid_until + dt.timedelta(days=1)
+    assert len(services.quota_expire(program=prog, actor=staff_zhang, today=after_end)) == 1
+    assert selectors.program_balances(prog)["quota"] == 0
+
+
+def test_an_order_cancelled_after_the_program_ended_returns_money_to_the_budget(
+    prog, staff_zhang, ent_alice, offer
+):
+    f.issue(prog, staff_zhang, ent_alice, "100000")
+    order = services.order_voucher_apply(
+        order=f.order(prog, ent_alice, offer, "20000"), actor=ent_alice, idempotency_key="o17"
+    )
+    # The program has ended and the expiry is running: Alice's quota account is already
+    # expired, the program not yet marked so, when she cancels.
+    after_end = prog.valid_until + dt.timedelta(days=1)
+    services.quota_expire(program=prog, actor=staff_zhang, today=after_end)
+    Program.objects.filter(pk=prog.pk).update(expired_at=None)
+    prog.refresh_from_db()
+    services.order_cancel(order=order, actor=ent_alice, idempotency_key="c17", today=after_end)
+    # Nothing is left stranded in a quota nobody may spend, and a rerun finds nothing.
+    assert services.quota_expire(program=prog, actor=staff_zhang, today=after_end) == []
+    b = selectors.program_balances(prog)
+    assert b["quota"] == 0 and b["committed"] == 0
+    assert b["unallocated"] == prog.budget
+    assert selectors.budget_identity_holds(prog)
 
 
 def test_every_action_is_audited_with_who(prog, staff_zhang, ent_alice, offer):

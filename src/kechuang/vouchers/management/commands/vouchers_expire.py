@@ -27,10 +27,15 @@ class Command(BaseCommand):
         programs = Program.objects.filter(valid_until__lt=today)
         if program is not None:
             programs = Program.objects.filter(pk=program)
+        failed = []
         for p in programs.order_by("pk"):
             try:
                 posted = services.quota_expire(program=p, today=today)
             except KechuangError as exc:
-                raise CommandError(f"{p}: {exc.message}") from None
+                # One program refused must not keep the others' quota from expiring.
+                failed.append(f"{p}: {exc.message}")
+                continue
             total = sum((t.entries.first().amount for t in posted), start=0)
             self.stdout.write(f"{p}: {len(posted)} accounts, {total} yuan returned")
+        if failed:
+            raise CommandError("; ".join(failed))
