@@ -10,7 +10,7 @@ True
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from kechuang.errors import KechuangError
@@ -56,6 +56,9 @@ def parse_yuan(value: Any, *, field: str | None = None) -> Decimal | None:
     if amount and amount.adjusted() > MAGNITUDE_DIGITS:
         # No amount is that large; 1e999999999 cannot even be rounded to the fen.
         raise KechuangError(f"金额过大 / the amount is too large: {value!r}", field)
-    if amount != amount.quantize(FEN, rounding=ROUND_HALF_UP):
+    with localcontext(prec=MAGNITUDE_DIGITS + 4):
+        # Up to 10^30 yuan to the fen: more digits than the default context's 28.
+        rounded = quantize_yuan(amount)
+    if amount != rounded:
         raise KechuangError(f"金额最多两位小数 / at most two decimals (fen): {value!r}", field)
-    return quantize_yuan(amount)
+    return rounded

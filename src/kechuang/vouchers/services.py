@@ -205,6 +205,14 @@ def program_budget_adjust(
         program = Program.objects.select_for_update().get(pk=program.pk)
         if ledger.find(idempotency_key, req) is not None:
             return program
+        after = program.budget - amount if negative else program.budget + amount
+        if after <= 0:
+            raise KechuangError(
+                "预算须大于零 / the budget would not stay above zero", "delta"
+            )
+        if after >= Decimal("1e12"):
+            # DecimalField(max_digits=14, decimal_places=2) holds less than 10^12 yuan.
+            raise KechuangError("预算过大 / the budget would be too large", "delta")
         appropriation = _account(program, LedgerAccount.Kind.APPROPRIATION)
         unallocated = unallocated_account(program)
         legs = (
@@ -220,7 +228,7 @@ def program_budget_adjust(
             memo=f"预算调整 / budget adjusted by {'-' if negative else '+'}{amount}",
         )
         before = program.budget
-        program.budget = before - amount if negative else before + amount
+        program.budget = after
         program.save(update_fields=["budget"])
         audit_record(
             actor=actor,

@@ -84,3 +84,32 @@ def test_statistics_by_period(prog, staff_zhang, ent_alice):
     later = today + dt.timedelta(days=1)
     assert selectors.program_statistics(prog, later, None)["amount_issued"] == 0
     assert selectors.program_statistics(prog, later, None)["redemption_rate"] is None
+
+
+@pytest.mark.parametrize(
+    "budget, delta, words",
+    [
+        ("1000.00", "-1000", "above zero"),
+        ("900000000000", "900000000000", "too large"),
+    ],
+)
+def test_a_budget_that_would_reach_zero_or_overflow_is_refused_and_nothing_moves(
+    staff_zhang, budget, delta, words
+):
+    prog = f.program(staff_zhang, budget=budget)
+    before = selectors.program_balances(prog)
+    with pytest.raises(KechuangError, match=words):
+        services.program_budget_adjust(
+            program=prog, delta=delta, actor=staff_zhang, idempotency_key="b", reason="调整"
+        )
+    prog.refresh_from_db()
+    assert str(prog.budget) == str(Decimal(budget).quantize(Decimal("0.01")))
+    assert selectors.program_balances(prog) == before
+
+
+@pytest.mark.parametrize("amount", ["1e26", "123456789012345678901234567.89"])
+def test_an_amount_beyond_any_budget_is_refused_not_a_server_error(prog, ent_alice, amount):
+    with pytest.raises(KechuangError, match="too large"):
+        services.quota_apply(
+            program=prog, enterprise=ent_alice.enterprise, actor=ent_alice, amount=amount
+        )
