@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from kechuang.accounts.services import audit_entries, audit_record
 from kechuang.calculator import law
-from kechuang.errors import KechuangError
+from kechuang.errors import KechuangError, checked_text
 from kechuang.money import FEN, parse_yuan
 from kechuang.registry.models import Enterprise
 from kechuang.rules import MalformedFacts, Policy, flatten
@@ -111,6 +111,9 @@ def program_create(
     access.require_staff(actor)
     if not isinstance(year, int) or not 1900 <= year <= 2999:
         raise KechuangError(f"年度应为四位年份 / a year has four digits: {year!r}", "year")
+    name = checked_text(Program, "name", (name or "").strip())
+    if not name:
+        raise KechuangError("请填写项目名称 / a name is required", "name")
     budget = amount_in(budget, "budget")
     per_enterprise_cap = amount_in(per_enterprise_cap, "per_enterprise_cap")
     per_team_cap = amount_in(per_team_cap, "per_team_cap")
@@ -269,7 +272,17 @@ def institution_apply(
             "该用户已属于一家服务机构 / this user already belongs to an institution"
         )
     code = (credit_code or "").strip().upper()
-    if not name.strip() or len(code) != 18:
+    name, contact = (name or "").strip(), (contact or "").strip()
+    bank_name = (bank_name or "").strip()
+    bank_account = "".join((bank_account or "").split())
+    for field, value in (("name", name), ("contact", contact), ("bank_name", bank_name)):
+        checked_text(Institution, field, value)
+    if bank_account and not (bank_account.isdigit() and 8 <= len(bank_account) <= 30):
+        # It goes into the payment file finance staff pay from: digits only.
+        raise KechuangError(
+            "银行账号应为8–30位数字 / bank account: 8-30 digits", "bank_account"
+        )
+    if not name or len(code) != 18:
         raise KechuangError(
             "请填写机构名称和18位统一社会信用代码 / name and 18-character credit code required",
             "credit_code",
@@ -278,7 +291,7 @@ def institution_apply(
         raise KechuangError("该机构已登记 / this institution is already registered", "credit_code")
     with transaction.atomic():
         inst = Institution.objects.create(
-            name=name.strip(),
+            name=name,
             credit_code=code,
             contact=contact,
             bank_name=bank_name,
@@ -330,7 +343,8 @@ def offering_create(
     if institution.status != Institution.Status.APPROVED:
         raise KechuangError("机构尚未通过审核 / the institution is not approved", "institution")
     price = amount_in(price, "price")
-    if not name.strip():
+    name = checked_text(Offering, "name", (name or "").strip())
+    if not name:
         raise KechuangError("请填写服务名称 / a name is required", "name")
     offering = Offering.objects.create(
         institution=institution, category=category, name=name.strip(), price=price
@@ -650,6 +664,7 @@ def order_create(
     if not access.acts_for(actor, enterprise):
         raise PermissionDenied("not this enterprise")
     amount = amount_in(contract_amount, "contract_amount")
+    contract_number = checked_text(ServiceOrder, "contract_number", (contract_number or "").strip())
     _program_open(program, _today(today))
     if offering.institution.status != Institution.Status.APPROVED:
         raise KechuangError(

