@@ -134,6 +134,8 @@ def program_create(
             "from": valid_from,
             "until": valid_until,
             "scheme": scheme,
+            # A replay with other categories is another request, not the same program.
+            "categories": sorted(c.code for c in categories),
         }
     )
     with transaction.atomic():

@@ -113,3 +113,15 @@ def test_an_amount_beyond_any_budget_is_refused_not_a_server_error(prog, ent_ali
         services.quota_apply(
             program=prog, enterprise=ent_alice.enterprise, actor=ent_alice, amount=amount
         )
+
+
+def test_a_program_replayed_with_other_categories_is_refused(staff_zhang):
+    kwargs = dict(
+        year=f.TODAY.year, name="科技服务券", budget="1000", per_enterprise_cap="100",
+        per_team_cap="100", valid_from=f.TODAY, valid_until=f.TODAY, actor=staff_zhang,
+        idempotency_key="same",
+    )
+    first = services.program_create(categories=[f.category()], **kwargs)
+    assert services.program_create(categories=[f.category()], **kwargs) == first
+    with pytest.raises(ledger.IdempotencyConflict):
+        services.program_create(categories=[f.category("mlps_assessment", "等保测评")], **kwargs)
