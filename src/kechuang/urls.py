@@ -6,8 +6,12 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
+from kechuang.accounts.forms import AdminLoginForm
 from kechuang.api import api
 from kechuang.web import views as web_views
+
+# The admin signs in through its own page: the same lockout as /accounts/login/.
+admin.site.login_form = AdminLoginForm
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

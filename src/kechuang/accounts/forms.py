@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
@@ -8,8 +9,8 @@ from kechuang.accounts import logins
 from kechuang.dates import PLAUSIBLE
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form, refusing a username locked by too many failures."""
+class LockoutMixin:
+    """Refuse a username locked by too many failures, before the password is checked."""
 
     def clean(self) -> dict:
         # Checked before the password, so a locked name learns nothing from a guess.
@@ -20,6 +21,15 @@ class LoginForm(AuthenticationForm):
                 code="locked",
             )
         return super().clean()
+
+
+class LoginForm(LockoutMixin, AuthenticationForm):
+    """Django's login form, refusing a username locked by too many failures."""
+
+
+class AdminLoginForm(LockoutMixin, AdminAuthenticationForm):
+    """The admin's login form, under the same lockout: a second door must not open to
+    unlimited password guessing."""
 
 
 class AuditLogFilterForm(forms.Form):

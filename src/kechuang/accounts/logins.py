@@ -20,6 +20,7 @@ from kechuang.accounts.models import AuditLog, User
 from kechuang.accounts.services import audit_record
 
 MAX_FAILURES = 5
+NAME_KEPT = 64  # the audit log's obj_id
 LOCK_WINDOW = dt.timedelta(minutes=15)
 ACTION = "login_failed"
 
@@ -31,6 +32,7 @@ def _client_ip(request: Any) -> str:
 
 
 def recent_failures(username: str) -> int:
+    username = username[:NAME_KEPT]  # as recorded: a longer name must not escape the count
     since = timezone.now() - LOCK_WINDOW
     last_login = User.objects.filter(username=username).values_list("last_login", flat=True).first()
     if last_login and last_login > since:
@@ -52,7 +54,7 @@ def login_locked(username: str) -> bool:
 def record_login_failure(
     sender: Any, credentials: dict, request: Any = None, **kwargs: Any
 ) -> None:
-    username = (credentials.get("username") or "")[:64]
+    username = (credentials.get("username") or "")[:NAME_KEPT]
     if not username:
         return
     audit_record(

@@ -75,9 +75,20 @@ def enterprise_history(*, enterprise: Enterprise) -> QuerySet:
     from kechuang.accounts.models import AuditLog
 
     code = enterprise.credit_code
+    # Only records of the registry: anyone can make an audit entry under any name (a
+    # failed login records the username tried, e.g. "<code>/2024"), which must never
+    # appear in, or crowd out, an enterprise's history.
     return AuditLog.objects.filter(
-        Q(obj_id=code) | Q(obj_id__startswith=f"{code}/")
+        Q(obj_id=code) | Q(obj_id__startswith=f"{code}/"), obj_type__in=HISTORY_TYPES
     ).select_related("actor")
+
+
+#: Audit ``obj_type`` of the registry's records: the services' names and the admin's
+#: (model names).
+HISTORY_TYPES = (
+    "enterprise", "fiscal_year", "fiscalyear", "ip_asset", "ipasset", "certification",
+    "award", "rdinstitution", "standardled", "incident", "listentry",
+)  # fmt: skip
 
 
 # --- facts as of a date --------------------------------------------------------

@@ -158,6 +158,22 @@ def test_five_failed_logins_lock_the_username_even_for_the_right_password(client
     assert failures.count() == 5 and "guess" not in str(list(failures.values()))
 
 
+def test_the_admin_login_is_locked_too(client, admin_root):
+    _fail(client, "admin_root", 5)
+    client.post("/admin/login/", {"username": "admin_root", "password": PASSWORD})
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_long_username_is_locked_like_any_other(client, staff_zhang):
+    from kechuang.accounts.models import User
+
+    long_name = "u" * 70
+    User.objects.create_user(username=long_name, password=PASSWORD)
+    _fail(client, long_name, 5)
+    client.post(reverse("accounts:login"), {"username": long_name, "password": PASSWORD})
+    assert "_auth_user_id" not in client.session
+
+
 def test_the_lock_ends_after_the_window(client, staff_zhang):
     _fail(client, "staff_zhang", 5)
     AuditLog.objects.filter(action="login_failed").update(

@@ -144,6 +144,16 @@ def test_an_enterprise_updates_its_own_contact_and_the_change_is_audited(ent_ali
     assert history[0]["actor"] == "ent_alice"
 
 
+def test_nobody_can_write_into_an_enterprise_history_by_failing_a_login(ent_alice, alice_corp):
+    from django.test import Client
+
+    for suffix in ("", "/2024", "/GR2024"):
+        Client().post("/accounts/login/", {"username": ALICE_CODE + suffix, "password": "x"})
+    assert AuditLog.objects.filter(action="login_failed").count() == 3
+    history = Api(ent_alice).get(f"/enterprises/{ALICE_CODE}/history").json()
+    assert all(entry["action"] != "login_failed" for entry in history)
+
+
 def test_an_enterprise_token_cannot_patch_another_enterprise(ent_bob, alice_corp):
     response = Api(ent_bob).patch(f"/enterprises/{ALICE_CODE}", {"contact_name": "鲍勃"})
     assert response.status_code == 404
