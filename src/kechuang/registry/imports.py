@@ -30,7 +30,6 @@ from kechuang.money import parse_yuan
 from kechuang.registry import codes, xlsx
 from kechuang.registry.columns import SHEETS, Col, Sheet, sheet_named
 from kechuang.registry.models import IPAsset
-from kechuang.rules.facts import MAGNITUDE_DIGITS
 
 Progress = Callable[[int], None]
 
@@ -108,7 +107,8 @@ def parse_money(value: Any) -> Decimal:
         except InvalidOperation:
             pass
         else:
-            if amount.is_finite() and amount.as_tuple().exponent >= -2 and amount.adjusted() <= MAGNITUDE_DIGITS:
+            exact = amount.is_finite() and amount.as_tuple().exponent >= -2
+            if exact and amount.adjusted() < MONEY_DIGITS:
                 if amount < 0:
                     raise ValueError("金额不能为负数 / an amount cannot be negative")
                 return amount.quantize(_FEN)
@@ -120,10 +120,16 @@ def parse_money(value: Any) -> Decimal:
         raise ValueError("不是金额 / not an amount")
     if amount < 0:
         raise ValueError("金额不能为负数 / an amount cannot be negative")
+    if amount.adjusted() >= MONEY_DIGITS:
+        raise ValueError("金额过大 / the amount is too large")
     return amount
 
 
 _FEN = Decimal("0.01")
+#: Integer digits the registry's amount columns hold (DECIMAL(20, 2)).
+MONEY_DIGITS = 18
+#: Integer digits of a head count column (DECIMAL(12, 2)); counts fit an int32 besides.
+STAFF_DIGITS = 10
 
 
 def parse_staff(value: Any) -> Decimal:
@@ -134,8 +140,8 @@ def parse_staff(value: Any) -> Decimal:
         raise ValueError("不是数字 / not a number") from None
     if not number.is_finite():
         raise ValueError("不是数字 / not a number")
-    if number and number.adjusted() > MAGNITUDE_DIGITS:
-        # 1e999999999 cannot even be rounded to two decimals.
+    if number and number.adjusted() >= STAFF_DIGITS:
+        # More than any column holds (1e999999999 could not even be rounded).
         raise ValueError("数字过大 / the number is too large")
     if number < 0:
         raise ValueError("人数不能为负数 / a head count cannot be negative")
@@ -148,6 +154,8 @@ def parse_count(value: Any) -> int:
     number = parse_staff(value)
     if number != number.to_integral_value():
         raise ValueError("应为整数 / must be a whole number")
+    if number > 2**31 - 1:
+        raise ValueError("数字过大 / the number is too large")
     return int(number)
 
 

@@ -110,14 +110,33 @@ def enterprise_update(*, actor: Any, enterprise: Enterprise, **changes: Any) -> 
     return current
 
 
+def _fits(model: type, name: str, value: Decimal | int) -> None:
+    """Refuse a figure its column cannot hold exactly: stored anyway, SQLite would hand
+    back a value no page or export could read (PostgreSQL refuses it with a 500), and a
+    fraction of a fen would be rounded differently by each database."""
+    field = model._meta.get_field(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value > 2**31 - 1:
+            # A count the database column cannot hold (nor any enterprise has).
+            raise KechuangError("数字过大 / the number is too large", name)
+        return
+    if isinstance(value, Decimal) and getattr(field, "max_digits", None):
+        places = field.decimal_places
+        if value != value.quantize(Decimal(1).scaleb(-places)):
+            raise KechuangError(
+                f"最多 {places} 位小数 / at most {places} decimal places", name
+            )
+        if value and value.adjusted() >= field.max_digits - places:
+            raise KechuangError("数字过大 / the number is too large", name)
+
+
 def fiscal_year_set(*, actor: Any, enterprise: Enterprise, year: int, **figures: Any) -> FiscalYear:
     """Create or change one fiscal year's figures; None means unknown."""
     for name, value in figures.items():
         if isinstance(value, Decimal | int) and value < 0:
             raise KechuangError("金额不能为负数 / an amount cannot be negative", name)
-        if isinstance(value, int) and value > 2**31 - 1:
-            # A count the database column cannot hold (nor any enterprise has).
-            raise KechuangError("数字过大 / the number is too large", name)
+        if value is not None:
+            _fits(FiscalYear, name, value)
     with transaction.atomic():
         fy, created = FiscalYear.objects.select_for_update().get_or_create(
             enterprise=enterprise, year=year

@@ -339,3 +339,27 @@ def test_a_count_no_column_can_hold_is_refused_not_a_crash(staff_zhang, alice_co
     response = api.put(f"/enterprises/{ALICE_CODE}/fiscal-years/2024", {"conversions": conversions})
     assert response.status_code in (400, 422), response.content
     assert api.get(f"/enterprises/{ALICE_CODE}/fiscal-years").json() == before
+
+
+@pytest.mark.parametrize(
+    "figure, value, words",
+    [
+        ("total_assets", "1e20", "too large"),
+        ("sales_revenue", "1000.005", "decimal places"),
+        ("staff_total", "12345678901", "too large"),
+    ],
+)
+def test_a_figure_its_column_cannot_hold_is_refused_and_pages_still_read(
+    ent_alice, staff_zhang, alice_corp, figure, value, words
+):
+    from django.test import Client
+
+    api = Api(ent_alice)
+    before = api.get(f"/enterprises/{ALICE_CODE}/fiscal-years").json()
+    response = api.put(f"/enterprises/{ALICE_CODE}/fiscal-years/2023", {figure: value})
+    assert response.status_code == 400, response.content
+    assert response.json()["extra"]["field"] == figure and words in response.json()["message"]
+    assert api.get(f"/enterprises/{ALICE_CODE}/fiscal-years").json() == before
+    staff = Client()
+    staff.force_login(staff_zhang)
+    assert staff.get(f"/registry/{ALICE_CODE}/").status_code == 200

@@ -218,6 +218,17 @@ def test_a_csv_file_that_is_not_utf8_is_a_reported_problem_not_a_crash(db):
     assert FiscalYear.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "cell, words",
+    [("1e20", "too large"), ("3000000000", "too large"), ("12.5", "whole number")],
+)
+def test_a_count_no_column_can_hold_is_a_row_error_and_nothing_is_written(db, cell, words):
+    csv = f"统一社会信用代码,年度,科技成果转化数\n{CODE_A},2024,{cell}\n"
+    result = do_import(io.BytesIO(csv.encode()), name="fy.csv")
+    assert not result.ok and any(words in e.reason for e in result.errors), result.errors
+    assert FiscalYear.objects.count() == 0
+
+
 def test_the_error_report_workbook_lists_every_problem(db):
     file = workbook(
         {"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""], ["-abc", "y", "", "", ""]]}
