@@ -230,6 +230,9 @@ _MODELS: dict[str, tuple[type, str, tuple[str, ...]]] = {
 }
 
 
+_USED_BEFORE = "used_in_earlier_hte_application"
+
+
 class _TableWriter:
     """Upserts one table's rows batch by batch, auditing each change."""
 
@@ -258,8 +261,6 @@ class _TableWriter:
             for k, v in record.items()
             if k != "credit_code" or self.entity == "enterprises"
         }
-        if self.model is IPAsset and values.get("used_in_earlier_hte_application") is None:
-            values["used_in_earlier_hte_application"] = False
         return values
 
     def _enterprise_ids(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
@@ -319,6 +320,10 @@ class _TableWriter:
                 number, current, values
             ):
                 continue
+            if self.model is IPAsset and values.get(_USED_BEFORE) is None:
+                # A blank cell says nothing: a new asset is "not used before" (the
+                # column's default), a known one keeps what was recorded.
+                values[_USED_BEFORE] = getattr(current, _USED_BEFORE, False)
             audit_id = self._audit_id(code, values)
             if current is None:
                 creates.append(values)

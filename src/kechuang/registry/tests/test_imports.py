@@ -229,6 +229,20 @@ def test_a_count_no_column_can_hold_is_a_row_error_and_nothing_is_written(db, ce
     assert FiscalYear.objects.count() == 0
 
 
+def test_a_blank_used_before_cell_keeps_what_was_recorded(db):
+    assert do_import(good_file()).ok
+    IPAsset.objects.filter(number="2021SR0000001").update(used_in_earlier_hte_application=True)
+    header = ["统一社会信用代码", "登记号/专利号", "类型", "状态", "授权日", "已用于以往高企认定"]
+    again = workbook(
+        {"知识产权": [header, [CODE_A, "2021SR0000001", "软件著作权", "有效", "2021-03-01", None],
+                      [CODE_A, "2021SR0000002", "软件著作权", "有效", "2021-03-01", None]]}
+    )
+    result = do_import(again)
+    assert result.ok, result.errors
+    assert IPAsset.objects.get(number="2021SR0000001").used_in_earlier_hte_application is True
+    assert IPAsset.objects.get(number="2021SR0000002").used_in_earlier_hte_application is False
+
+
 def test_the_error_report_workbook_lists_every_problem(db):
     file = workbook(
         {"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""], ["-abc", "y", "", "", ""]]}
