@@ -56,7 +56,8 @@ class AuditLog(models.Model):
     at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
     action = models.CharField(_("操作"), max_length=64)
     obj_type = models.CharField(_("对象类型"), max_length=64)
-    obj_id = models.CharField(_("对象"), max_length=64)
+    #: Room for "<credit code>/<kind>/<number>" with a 64-character certificate or IP number.
+    obj_id = models.CharField(_("对象"), max_length=200)
     before = models.JSONField(_("修改前"), null=True, blank=True)
     after = models.JSONField(_("修改后"), null=True, blank=True)
     note = models.TextField(_("备注"), blank=True, default="")

@@ -13,6 +13,8 @@ import io
 import multiprocessing
 import os
 import threading
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -228,6 +230,8 @@ def parser_for(col: Col) -> Callable[[Any], Any]:
 
         def parse_text(value: Any) -> str:
             text = _text(value)
+            if "\x00" in text:
+                raise ValueError("含有 NUL 字符 / holds a NUL character")
             if col.max_length and len(text) > col.max_length:
                 raise ValueError(f"超过{col.max_length}个字符 / longer than {col.max_length}")
             return text
@@ -341,6 +345,9 @@ def iter_tables(
         except StopIteration:
             errors.append(RowError(filename, 1, "", "", "文件为空 / the file is empty"))
             return
+        except csv.Error as exc:
+            errors.append(RowError(filename, 1, "", "", f"CSV 无法读取 / unreadable CSV: {exc}"))
+            return
         except UnicodeDecodeError:
             errors.append(
                 RowError(filename, 1, "", "", "CSV 文件须为 UTF-8 编码 / a CSV file must be UTF-8")
@@ -359,6 +366,7 @@ def iter_tables(
                 )
             )
             return
+        rows = _guarded(rows, errors, filename)
         table = _read_table(errors, target, filename, _chain([header], rows), progress)
         if table is not None:
             yield table
@@ -373,7 +381,13 @@ def _guarded(rows: Iterator[tuple], errors: list[RowError], title: str) -> Itera
     problem (so nothing is written) instead of an exception."""
     try:
         yield from rows
-    except (xlsx.XlsxError, ValueError, IndexError) as exc:
+    except (
+        # A damaged file fails in the zip, in the XML or in a cell's value (a date
+        # serial beyond any calendar), and a CSV in its own reader (a field over the
+        # size limit): each one is the file's problem, reported, not a server error.
+        xlsx.XlsxError, ValueError, IndexError, KeyError, OverflowError,
+        zipfile.BadZipFile, zlib.error, csv.Error,
+    ) as exc:
         errors.append(
             RowError(title, 0, "", "", f"工作表无法读取 / the sheet cannot be read: {exc}")
         )

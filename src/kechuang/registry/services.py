@@ -320,6 +320,10 @@ class _TableWriter:
                 number, current, values
             ):
                 continue
+            if self.entity == "certifications" and not self._dates_ordered(
+                number, current, values
+            ):
+                continue
             if self.model is IPAsset and values.get(_USED_BEFORE) is None:
                 # A blank cell says nothing: a new asset is "not used before" (the
                 # column's default), a known one keeps what was recorded.
@@ -387,6 +391,24 @@ class _TableWriter:
                     imports.plain_number(sci),
                     f"科技人员数大于职工总数（{imports.plain_number(total)}） / S&T staff exceed staff total "
                     f"({imports.plain_number(total)})",
+                )
+            )
+            return False
+        return True
+
+    def _dates_ordered(self, number: int, current: Any, values: dict[str, Any]) -> bool:
+        # The merged certificate must hold: a file may bring only its issue date.
+        start = values.get("valid_from", getattr(current, "valid_from", None))
+        end = values.get("valid_to", getattr(current, "valid_to", None))
+        if start is not None and end is not None and end < start:
+            self.errors.append(
+                RowError(
+                    self.title,
+                    number,
+                    "有效期至",
+                    end.isoformat(),
+                    f"有效期至早于发证日期（{start.isoformat()}） / valid until is before the "
+                    f"issue date ({start.isoformat()})",
                 )
             )
             return False

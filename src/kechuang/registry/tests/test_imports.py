@@ -243,6 +243,37 @@ def test_a_blank_used_before_cell_keeps_what_was_recorded(db):
     assert IPAsset.objects.get(number="2021SR0000002").used_in_earlier_hte_application is False
 
 
+def test_a_certificate_whose_merged_dates_run_backwards_is_a_row_error(db):
+    assert do_import(good_file()).ok
+    cert = Certification.objects.get()
+    csv = f"统一社会信用代码,资质类型,证书编号,发证日期\n{CODE_A},科技型中小企业,{cert.number},2025-06-01\n"
+    result = do_import(io.BytesIO(csv.encode()), name="c.csv")
+    assert not result.ok and result.errors[0].column == "有效期至"
+    assert Certification.objects.get().valid_from == cert.valid_from
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("big.csv", ("统一社会信用代码,企业名称\n" + CODE_A + ',"' + "x" * 200_000 + '"\n').encode()),
+        ("broken.xlsx", b"PK\x03\x04" + b"\x00" * 200),
+        ("nul.csv", f"统一社会信用代码,企业名称,注册日期,街道,行业代码\n{CODE_A},甲\x00乙,2020-01-01,长寿路街道,6513\n".encode()),
+    ],
+)
+def test_a_damaged_or_hostile_file_is_reported_not_a_server_error(db, name, data):
+    result = do_import(io.BytesIO(data), name=name)
+    assert not result.ok and result.errors
+    assert not Enterprise.objects.exists()
+
+
+def test_a_long_ip_number_is_audited_in_full(db):
+    assert do_import(good_file()).ok
+    number = "N" * 64
+    csv = f"统一社会信用代码,登记号/专利号,类型,状态\n{CODE_A},{number},软件著作权,有效\n"
+    assert do_import(io.BytesIO(csv.encode()), name="ip.csv").ok
+    assert AuditLog.objects.filter(obj_id=f"{CODE_A}/{number}").exists()
+
+
 def test_the_error_report_workbook_lists_every_problem(db):
     file = workbook(
         {"企业": [ENTERPRISE_HEADERS, ["bad", "x", "", "", ""], ["-abc", "y", "", "", ""]]}
