@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import router
+from django.db.models.deletion import Collector
 
 from kechuang.accounts.services import audit_record
 from kechuang.registry import models
@@ -12,6 +14,16 @@ from kechuang.registry import models
 
 def _plain(value: Any) -> Any:
     return str(value) if hasattr(value, "pk") else value
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    """The record's fields as JSON values (amounts and dates as their exact text)."""
+    out = {}
+    for field in obj._meta.concrete_fields:
+        value = getattr(obj, field.attname)
+        plain = value is None or isinstance(value, bool | int | str)
+        out[field.attname] = value if plain else str(value)
+    return out
 
 
 def _obj_id(obj: Any) -> str:
@@ -39,17 +51,28 @@ class AuditedAdmin(admin.ModelAdmin):
         )
 
     def delete_model(self, request, obj):
-        obj_id = _obj_id(obj)
+        # Everything the delete takes with it (an enterprise's years, IP, certificates),
+        # each recorded with its values: the audit log is then the only place they live.
+        collector = Collector(using=router.db_for_write(type(obj)))
+        collector.collect([obj])
+        # Rows deleted in bulk (fast_deletes) are fetched too: they are the figures.
+        groups = [*collector.data.values(), *(list(qs) for qs in collector.fast_deletes)]
+        gone = [
+            (instance, _obj_id(instance), _snapshot(instance))
+            for instances in groups
+            for instance in instances
+        ]
         super().delete_model(request, obj)
-        audit_record(
-            actor=request.user,
-            action=f"{obj._meta.model_name}_delete",
-            obj_type=obj._meta.model_name,
-            obj_id=obj_id,
-            before={"repr": str(obj)},
-            after=None,
-            note="admin",
-        )
+        for instance, obj_id, values in gone:
+            audit_record(
+                actor=request.user,
+                action=f"{instance._meta.model_name}_delete",
+                obj_type=instance._meta.model_name,
+                obj_id=obj_id,
+                before=values,
+                after=None,
+                note="admin" if instance is obj else f"admin: with {_obj_id(obj)}",
+            )
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from kechuang.accounts.models import AuditLog
 from kechuang.errors import KechuangError
-from kechuang.registry.models import FiscalYear
+from kechuang.registry.models import Enterprise, FiscalYear
 from kechuang.registry.services import enterprise_create, enterprise_update, fiscal_year_set
 from kechuang.testing import credit_code
 
@@ -73,6 +73,21 @@ def test_the_database_itself_refuses_more_sci_tech_staff_than_staff(alice_corp):
         FiscalYear.objects.create(
             enterprise=alice_corp, year=2020, staff_total=Decimal(5), staff_sci_tech=Decimal(6)
         )
+
+
+def test_deleting_an_enterprise_in_the_admin_keeps_every_figure_in_the_audit_log(
+    alice_corp, admin_root, client
+):
+    year = alice_corp.fiscal_years.get()
+    client.force_login(admin_root)
+    response = client.post(
+        f"/admin/registry/enterprise/{alice_corp.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302 and not Enterprise.objects.filter(pk=alice_corp.pk).exists()
+    gone = AuditLog.objects.filter(action="fiscalyear_delete").get()
+    assert gone.obj_id == f"{alice_corp.credit_code}/{year.pk}"
+    assert gone.before["sales_revenue"] == str(year.sales_revenue) and gone.before["year"] == year.year
+    assert AuditLog.objects.get(action="enterprise_delete").before["name"] == alice_corp.name
 
 
 def test_a_change_through_the_admin_site_is_audited_too(alice_corp, admin_root, client):
