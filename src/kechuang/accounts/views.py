@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kechuang.accounts import roles, selectors, tokens
@@ -43,6 +44,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache  # the page shows a new token once: no copy may stay in a cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:

@@ -15,6 +15,7 @@ from ninja.files import UploadedFile
 from pydantic import ConfigDict
 
 from kechuang.accounts import roles
+from kechuang.dates import check_day
 from kechuang.errors import KechuangError
 from kechuang.registry import access, selectors, services
 from kechuang.registry.forms import ENTERPRISE_USER_FIELDS, FISCAL_YEAR_FIELDS, STAFF_FIELDS
@@ -238,6 +239,8 @@ def enterprise_patch(request: HttpRequest, credit_code: str, payload: Enterprise
                 f"{field} 仅限科委工作人员修改 / may only be changed by commission staff",
                 field=field,
             )
+    if sent.get("registration_date") is not None:
+        check_day(sent["registration_date"], "registration_date")
     changes = {k: v for k, v in sent.items() if getattr(enterprise, k) != v}
     return services.enterprise_update(actor=request.user, enterprise=enterprise, **changes)
 

@@ -405,6 +405,7 @@ def demo_logins(*, seed: int = DEFAULT_SEED) -> list[dict]:
     Generated passwords are kept in the data folder (demo-logins.json) so a
     re-run prints the same ones; an existing user's password is never changed."""
     import json
+    import os
     import secrets
 
     from django.conf import settings
@@ -433,8 +434,12 @@ def demo_logins(*, seed: int = DEFAULT_SEED) -> list[dict]:
             password = "(unchanged, not shown)"
         logins.append({"username": username, "role": role, "password": password, "note": note})
     store.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps(saved, indent=1), "utf-8")
-    store.chmod(0o600)
+    # Created owner-only: written first and restricted after, the passwords would be
+    # readable by others for a moment.
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(saved, indent=1))
+    store.chmod(0o600)  # a file from before keeps its old mode through O_CREAT
     return logins
 
 

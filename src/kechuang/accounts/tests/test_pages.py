@@ -174,6 +174,12 @@ def test_a_long_username_is_locked_like_any_other(client, staff_zhang):
     assert "_auth_user_id" not in client.session
 
 
+def test_the_token_page_is_never_cached(client, staff_zhang):
+    client.force_login(staff_zhang)
+    response = client.post("/accounts/tokens/", {"name": "财务系统"})
+    assert "no-store" in response["Cache-Control"]
+
+
 def test_the_lock_ends_after_the_window(client, staff_zhang):
     _fail(client, "staff_zhang", 5)
     AuditLog.objects.filter(action="login_failed").update(

@@ -363,3 +363,11 @@ def test_a_figure_its_column_cannot_hold_is_refused_and_pages_still_read(
     staff = Client()
     staff.force_login(staff_zhang)
     assert staff.get(f"/registry/{ALICE_CODE}/").status_code == 200
+
+
+def test_an_implausible_registration_date_is_refused(staff_zhang, alice_corp):
+    response = Api(staff_zhang).patch(
+        f"/enterprises/{ALICE_CODE}", {"registration_date": "0001-01-01"}
+    )
+    assert response.status_code == 400
+    assert response.json()["extra"]["field"] == "registration_date"
