@@ -518,14 +518,13 @@ def _hold_what_was_offered_before(run: MianshenRun) -> int:
     rules = [r for pid in run.policies for r in runs.stacking_rules(get_policy(pid))]
     pairs = {(r.policy, r.other) for r in rules if r.kind == "excludes"}
     pairs |= {(b, a) for a, b in pairs}
-    results = list(
-        run.results.filter(verdict="eligible", excluded=False, payable__gt=0).only(
-            "id", "enterprise_id", "policy_id", "payable", "stacking_note"
-        )
-    )
+    payable = run.results.filter(verdict="eligible", excluded=False, payable__gt=0)
+    results = list(payable.only("id", "enterprise_id", "policy_id", "payable", "stacking_note"))
     earlier: dict[int, list[tuple[str, int]]] = {}
+    # A subquery, not a list of ids: a district's payable results may outnumber the
+    # parameters SQLite takes in one statement.
     for offer in MianshenOffer.objects.filter(
-        enterprise_id__in={r.enterprise_id for r in results}
+        enterprise_id__in=payable.values("enterprise_id")
     ).exclude(run=run).values("enterprise_id", "policy_id", "run_id"):
         earlier.setdefault(offer["enterprise_id"], []).append((offer["policy_id"], offer["run_id"]))
     held = []
