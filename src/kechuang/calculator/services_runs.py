@@ -496,12 +496,22 @@ def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User)
     return result
 
 
+def _values(parameters: dict[str, Any]) -> dict[str, list[str]]:
+    return {name: [e["value"] for e in entries] for name, entries in parameters.items()}
+
+
 def _require_law_unchanged(run: MianshenRun) -> None:
-    """Refuse to pay under a law other than the one the run computed: a value published
-    or withdrawn since (even dated back) changes what the enterprises are owed."""
+    """Refuse to pay under a law other than the one the run computed: a policy file
+    changed, or a value published or withdrawn since (even dated back) for the run's
+    date, changes what the enterprises are owed. A value published for a later date
+    changes nothing here."""
     for pid in run.policies:
-        now = runs.resolve_policy(pid, None, run.as_of).sha256
-        if run.policy_hashes.get(pid) != now:
+        now = runs.resolve_policy(pid, None, run.as_of)
+        same_file = run.policy_files.get(pid) == get_policy(pid).sha256
+        same_values = _values(run.parameters.get(pid, {})) == _values(
+            runs.parameters_at(now, run.as_of)
+        )
+        if not (same_file and same_values):
             raise KechuangError(
                 f"政策 {pid} 的现行规定自本次比对以来已变更，请重新比对 / the law of {pid} "
                 "has changed since this run (a value was published or withdrawn): start a new run",

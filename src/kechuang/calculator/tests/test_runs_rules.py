@@ -253,6 +253,13 @@ def test_a_run_is_not_paid_under_a_law_changed_since_it_ran(
         mianshen_run_confirm(run=run, actor=staff_zhang)
     run.refresh_from_db()
     assert run.status == MianshenRun.Status.DONE and not run.offers.exists()
+    # A value published for a later date changes nothing the run decided.
+    later = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    services_law.parameter_publish(
+        reform=reform, parameters=["reward_amount"], effective_from=dt.date(2027, 1, 1),
+        document_number="普科委〔2026〕2号", article="第一条", actor=admin_root,
+    )
+    assert mianshen_run_confirm(run=later, actor=staff_zhang)
 
 
 @pytest.mark.django_db
