@@ -619,6 +619,16 @@ def _notify(enterprise_id: int, email: str, title: str, body: str, url: str) -> 
     return [(title, f"{body}\n\n{url}", settings.DEFAULT_FROM_EMAIL, to)] if to else []
 
 
+def _send_after_commit(mails: list) -> None:
+    """Send the emails of a decision already committed. A mail server that fails must
+    not turn a confirmation that happened into an error page (staff would think it did
+    not): the in-app notifications stand, and the failure is logged for the operator."""
+    try:
+        send_mass_mail(mails, fail_silently=False)
+    except Exception:
+        log.exception("notification emails failed (%d); in-app notifications stand", len(mails))
+
+
 def _notify_offers(run: MianshenRun, offers: list[MianshenOffer]) -> None:
     by_ent: dict[int, list[MianshenOffer]] = {}
     for o in offers:
@@ -639,7 +649,7 @@ def _notify_offers(run: MianshenRun, offers: list[MianshenOffer]) -> None:
         mails += _notify(
             ent.pk, ent.contact_email, "免申即享政策待确认 / benefit without application", body, url
         )
-    transaction.on_commit(lambda: send_mass_mail(mails, fail_silently=False))
+    transaction.on_commit(lambda: _send_after_commit(mails))
 
 
 def _notify_needs_data(run: MianshenRun) -> None:
@@ -668,7 +678,7 @@ def _notify_needs_data(run: MianshenRun) -> None:
         mails += _notify(
             ent.pk, ent.contact_email, "请补充企业数据 / please supply missing facts", body, url
         )
-    transaction.on_commit(lambda: send_mass_mail(mails, fail_silently=False))
+    transaction.on_commit(lambda: _send_after_commit(mails))
 
 
 def mianshen_offer_accept(

@@ -205,3 +205,39 @@ def test_staff_run_through_the_api(
         content_type="application/json", **auth,
     )
     assert bad.status_code == 400 and bad.json()["extra"]["field"] == "policies"
+
+
+class _BrokenMailServer:
+    """An email backend whose server is down."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def open(self):
+        raise ConnectionRefusedError("smtp down")
+
+    def close(self):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("smtp down")
+
+
+@pytest.mark.django_db
+def test_a_mail_server_down_does_not_undo_or_hide_a_confirmation(
+    client, demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks,
+    settings,
+):
+    client.force_login(staff_zhang)
+    run = start_from_page(client, django_capture_on_commit_callbacks)
+    paid = run.results.filter(payable__gt=0).first()
+    user = make_user("ent_mail_down", Role.ENTERPRISE, paid.enterprise)
+    user.email = "finance@down.example.cn"
+    user.save()
+    settings.EMAIL_BACKEND = f"{__name__}._BrokenMailServer"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/calculator/runs/{run.pk}/confirm/")
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.CONFIRMED and run.offers.exists()
+    assert Notification.objects.filter(user=user).exists()
