@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from kechuang.accounts.services import audit_entries, audit_record
@@ -269,7 +269,9 @@ def institution_apply(
     """An institution user applies for their institution to join the platform."""
     if not access.is_institution_user(actor):
         raise PermissionDenied("institution users only")
-    if InstitutionMember.objects.filter(user=actor).exists():
+    if InstitutionMember.objects.filter(user=actor).exclude(
+        institution__status=Institution.Status.REJECTED
+    ).exists():
         raise KechuangError(
             "该用户已属于一家服务机构 / this user already belongs to an institution"
         )
@@ -289,9 +291,29 @@ def institution_apply(
             "请填写机构名称和18位统一社会信用代码 / name and 18-character credit code required",
             "credit_code",
         )
-    if Institution.objects.filter(credit_code=code).exists():
+    if Institution.objects.filter(credit_code=code).exclude(
+        status=Institution.Status.REJECTED
+    ).exists():
         raise KechuangError("该机构已登记 / this institution is already registered", "credit_code")
     with transaction.atomic():
+        # A rejected application holds neither its user nor its credit code: the user may
+        # apply again, and a code someone else applied with in vain goes to whoever
+        # applies with it next (a rejected institution has no offering, order or claim).
+        for old in Institution.objects.select_for_update().filter(
+            Q(credit_code=code) | Q(institutionmember__user=actor),
+            status=Institution.Status.REJECTED,
+        ).distinct():
+            audit_record(
+                actor=actor,
+                action="voucher.institution_release",
+                obj_type="voucher_institution",
+                obj_id=old.pk,
+                before={"name": old.name, "credit_code": old.credit_code, "status": old.status,
+                        "reason": old.decision_reason},
+                after=None,
+            )
+            InstitutionMember.objects.filter(institution=old).delete()
+            old.delete()
         inst = Institution.objects.create(
             name=name,
             credit_code=code,

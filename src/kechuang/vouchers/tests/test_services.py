@@ -566,3 +566,25 @@ def test_statistics_by_period_count_a_claim_once_when_its_order_had_a_rejected_o
         assert stats["amount_redeemed"] == order.subsidy_amount, period
         assert stats["by_institution"][0]["redeemed"] == order.subsidy_amount, period
     assert selectors.program_statistics(prog, today + dt.timedelta(days=1))["amount_redeemed"] == 0
+
+
+def test_a_rejected_application_holds_neither_its_user_nor_its_credit_code(staff_zhang, inst_other):
+    from kechuang.testing import make_user
+
+    code = "12310000MB0000077X"
+    squatter = services.institution_apply(actor=inst_other, name="冒名机构", credit_code=code)
+    services.institution_decide(
+        institution=squatter, actor=staff_zhang, approve=False, reason="非本机构"
+    )
+    real_user = make_user("inst_real", "institution")
+    real = services.institution_apply(actor=real_user, name="真实机构", credit_code=code)
+    assert real.status == Institution.Status.PENDING and real.credit_code == code
+    assert not Institution.objects.filter(pk=squatter.pk).exists()
+    # The rejected user may apply again, for another institution.
+    again = services.institution_apply(
+        actor=inst_other, name="另一机构", credit_code="12310000MB0000085R"
+    )
+    assert again.status == Institution.Status.PENDING
+    assert AuditLog.objects.filter(action="voucher.institution_release").count() == 1
+    with pytest.raises(KechuangError, match="already"):
+        services.institution_apply(actor=real_user, name="重复", credit_code="12310000MB0000093X")
