@@ -299,10 +299,14 @@ def institution_apply(
         # A rejected application holds neither its user nor its credit code: the user may
         # apply again, and a code someone else applied with in vain goes to whoever
         # applies with it next (a rejected institution has no offering, order or claim).
-        for old in Institution.objects.select_for_update().filter(
+        rejected = Institution.objects.filter(
             Q(credit_code=code) | Q(institutionmember__user=actor),
             status=Institution.Status.REJECTED,
-        ).distinct():
+        ).values_list("pk", flat=True)
+        # Locked by id: PostgreSQL takes no FOR UPDATE over the join's DISTINCT.
+        for old in Institution.objects.select_for_update().filter(
+            pk__in=set(rejected), status=Institution.Status.REJECTED
+        ):
             audit_record(
                 actor=actor,
                 action="voucher.institution_release",
