@@ -170,10 +170,13 @@ def layer_publications(base: Policy, pubs: Iterable[ParameterPublication]) -> Po
             # The file dropped the parameter since: the publication has nothing to change.
             continue
         # Where an open-ended value stops: at a value the file dates later, or at another
-        # publication's start; never where an earlier value merely resumes after a
-        # bounded publication (that would bring the old value back).
+        # open-ended publication's start; never where an earlier value merely resumes
+        # after a bounded publication, nor at a bounded one's start (either would bring
+        # the old value back once the bounded one ends).
         stops = {e.start for e in base.parameters[pub.parameter].entries} | {
-            p.effective_from for p in pubs if p.parameter == pub.parameter
+            p.effective_from
+            for p in pubs
+            if p.parameter == pub.parameter and p.effective_until is None
         }
         params[pub.parameter] = layer_publication(
             params[pub.parameter],

@@ -131,6 +131,27 @@ def test_an_open_ended_value_published_after_a_temporary_one_stays_in_force(
 
 
 @pytest.mark.django_db
+def test_a_temporary_value_inside_an_open_ended_one_gives_way_back_to_it(
+    staff_zhang, admin_root, old_ratio
+):
+    def reform(value: Decimal):
+        return reforms.reform_create(
+            policy_id="voucher", name=f"比例 {value}", overrides={VOUCHER_RATIO: str(value)},
+            actor=staff_zhang, as_of=NEW_YEAR,
+        )
+
+    lasting, temporary = (old_ratio + 1) / 2, (old_ratio + 3) / 4
+    publish(reform(lasting), admin_root)
+    publish(
+        reform(temporary), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=100),
+        effective_until=NEW_YEAR + dt.timedelta(days=180),
+    )
+    assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR + dt.timedelta(days=120)) == temporary
+    for later in (0, 99, 181, 365 * 3):
+        assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR + dt.timedelta(days=later)) == lasting
+
+
+@pytest.mark.django_db
 def test_the_voucher_ledger_applies_the_published_ratio_to_orders_from_that_day(
     staff_zhang, admin_root, ent_alice, inst_lab, ratio_reform, old_ratio, new_ratio
 ):
