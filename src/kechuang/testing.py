@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from django.db import connection, connections
 from stdnum.cn import uscc
 
 from kechuang.accounts.models import Role, User
@@ -158,3 +160,35 @@ def browser() -> Iterator[object]:
         launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def run_clients(calls) -> list[object]:
+    """Run each call as one client; return each one's result or exception.
+
+    On PostgreSQL each client is a thread with its own connection, all released
+    together by a barrier; SQLite (one writer at a time) runs them one after another."""
+    results: list[object] = [None] * len(calls)
+    if connection.vendor != "postgresql":
+        for i, call in enumerate(calls):
+            try:
+                results[i] = call()
+            except Exception as exc:  # noqa: BLE001 - recorded and asserted on below
+                results[i] = exc
+        return results
+    barrier = threading.Barrier(len(calls))
+
+    def client(i, call):
+        try:
+            barrier.wait()
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mass_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +36,7 @@ from kechuang.calculator.models_runs import (
 )
 from kechuang.errors import KechuangError, checked_text
 from kechuang.registry.selectors import enterprise_list
-from kechuang.rules import NotInForce, get_policy
+from kechuang.rules import NotInForce, get_policy, policy_ids
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ SLICES = 3
 
 #: A running run whose worker has not reported for this long is shown as interrupted.
 STALE_AFTER = dt.timedelta(seconds=120)
+#: The advisory lock every confirmation takes on PostgreSQL (any fixed number).
+CONFIRM_LOCK = 0x6B63_6D73
 
 
 # --------------------------------------------------------------------------- start
@@ -182,9 +184,21 @@ class Superseded(Exception):
 
 
 def _owned(run: MianshenRun):
+    # Interrupted but not resumed is still this worker's: a slow step (one long INSERT)
+    # is taken for stopped, and the worker carries on (its next step marks it running).
     return MianshenRun.objects.filter(
-        pk=run.pk, status=MianshenRun.Status.RUNNING, attempt=run.attempt
+        pk=run.pk,
+        status__in=(MianshenRun.Status.RUNNING, MianshenRun.Status.INTERRUPTED),
+        attempt=run.attempt,
     )
+
+
+def _still_owned(run: MianshenRun) -> None:
+    # Before replacing stored results: a superseded worker must not undo what the
+    # worker that finished stored (or exclusions staff made since). Not a lock, so that
+    # the slices still insert in parallel; the final step takes the lock.
+    if not _owned(run).exists():
+        raise Superseded(run.pk)
 
 
 def _progress(run: MianshenRun, step: str, **fields: Any) -> None:
@@ -192,6 +206,7 @@ def _progress(run: MianshenRun, step: str, **fields: Any) -> None:
     run.heartbeat_at = timezone.now()
     for k, v in fields.items():
         setattr(run, k, v)
+    fields.setdefault("status", MianshenRun.Status.RUNNING)
     updated = _owned(run).update(
         step=step, heartbeat_at=run.heartbeat_at, steps_done=run.steps_done, **fields
     )
@@ -325,6 +340,7 @@ def _insert_all(run: MianshenRun, todo: list, done: list[str]) -> None:
 
     def insert(pid, policy, compiled, benefit) -> None:
         with transaction.atomic():
+            _still_owned(run)
             runs.delete_results(run.pk, pid)
             runs.insert_results(run.pk, policy, compiled, benefit)
         finished(pid)
@@ -356,6 +372,7 @@ def _insert_all(run: MianshenRun, todo: list, done: list[str]) -> None:
             if part is not None:
                 compiled = runs.compile_for_run(policy, run.as_of, run.pk, part)
             with transaction.atomic():
+                _still_owned(run)
                 runs.delete_results(run.pk, pid, part)
                 runs.insert_results(run.pk, policy, compiled, benefit)
             with lock:
@@ -496,6 +513,18 @@ def mianshen_result_exclude(*, result: MianshenResult, reason: str, actor: User)
     return result
 
 
+def _one_confirmation_at_a_time() -> None:
+    """Hold, until this transaction ends, a lock every confirmation takes: two runs
+    confirmed at once would each find the other's offers not yet written, and both pay."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CONFIRM_LOCK])
+    else:
+        # SQLite: the first write takes the database's write lock for the transaction,
+        # so a second confirmation waits here until this one has committed.
+        MianshenRun.objects.filter(pk=-1).update(step="")
+
+
 def _values(parameters: dict[str, Any]) -> dict[str, list[str]]:
     return {name: [e["value"] for e in entries] for name, entries in parameters.items()}
 
@@ -507,7 +536,10 @@ def _require_law_unchanged(run: MianshenRun) -> None:
     changes nothing here."""
     for pid in run.policies:
         now = runs.resolve_policy(pid, None, run.as_of)
-        same_file = run.policy_files.get(pid) == get_policy(pid).sha256
+        if pid in run.policy_files:
+            same_file = run.policy_files[pid] == get_policy(pid).sha256
+        else:  # a run from before files were recorded: its whole law must be the same
+            same_file = run.policy_hashes.get(pid) == now.sha256
         same_values = _values(run.parameters.get(pid, {})) == _values(
             runs.parameters_at(now, run.as_of)
         )
@@ -525,7 +557,9 @@ def _hold_what_was_offered_before(run: MianshenRun) -> int:
     overlapping scopes, or a run confirmed twice over the same year, would otherwise pay
     twice. Such a result is left unpaid with a note naming the earlier run; a benefit
     that truly recurs is decided by staff, not paid again automatically."""
-    rules = [r for pid in run.policies for r in runs.stacking_rules(get_policy(pid))]
+    # Every policy's rules: a rule may be written on either side of the pair, and the
+    # earlier offer may be of a policy this run does not hold.
+    rules = [r for pid in policy_ids() for r in runs.stacking_rules(get_policy(pid))]
     pairs = {(r.policy, r.other) for r in rules if r.kind == "excludes"}
     pairs |= {(b, a) for a, b in pairs}
     payable = run.results.filter(verdict="eligible", excluded=False, payable__gt=0)
@@ -565,6 +599,7 @@ def mianshen_run_confirm(*, run: MianshenRun, actor: User) -> list[MianshenOffer
                 "只能确认已完成且未确认的运行 / only a finished, unconfirmed run can be confirmed"
             )
         _require_law_unchanged(run)
+        _one_confirmation_at_a_time()
         apply_stacking(run)
         _hold_what_was_offered_before(run)
         payable = list(

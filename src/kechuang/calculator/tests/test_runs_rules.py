@@ -230,6 +230,64 @@ def test_two_runs_never_offer_the_same_benefit_twice(
 
 
 @pytest.mark.django_db
+def test_the_rule_holds_whichever_policy_of_the_pair_was_offered_first(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+):
+    # Only the Little Giant file declares the rule; the HTE reward comes second here.
+    giant = run_now(django_capture_on_commit_callbacks, [GIANT], staff_zhang)
+    hte = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    assert [o.policy_id for o in mianshen_run_confirm(run=giant, actor=staff_zhang)
+            if o.enterprise_id == alice_both.pk] == [GIANT]
+    assert not [o for o in mianshen_run_confirm(run=hte, actor=staff_zhang)
+                if o.enterprise_id == alice_both.pk]
+
+
+@pytest.mark.django_db
+def test_a_slow_worker_taken_for_stopped_but_not_resumed_finishes_its_run(
+    alice_both, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    from kechuang.calculator import runs as run_sql
+    from kechuang.calculator import services_runs
+
+    run = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
+    real_insert = run_sql.insert_results
+
+    def slow_insert(*args, **kwargs):
+        real_insert(*args, **kwargs)
+        # One long INSERT without a heartbeat: a page marks the run interrupted.
+        MianshenRun.objects.filter(pk=run.pk).update(
+            heartbeat_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1)
+        )
+        mianshen_runs_mark_interrupted()
+
+    MianshenRun.objects.filter(pk=run.pk).update(status=MianshenRun.Status.QUEUED, policies_done=[])
+    monkeypatch.setattr(run_sql, "insert_results", slow_insert)
+    services_runs.mianshen_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == MianshenRun.Status.DONE and run.policies_done == [HTE]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_confirmed_at_once_offer_the_benefit_once(alice_both, staff_zhang, settings):
+    from kechuang.calculator import services_runs
+    from kechuang.calculator.models_runs import MianshenOffer
+    from kechuang.testing import run_clients
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    done = []
+    for _ in range(2):
+        run = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+        done.append(services_runs.mianshen_run_execute(run_id=run.pk))
+    assert all(r.status == MianshenRun.Status.DONE for r in done)
+    results = run_clients(
+        [lambda r=r: mianshen_run_confirm(run=r, actor=staff_zhang) for r in done]
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert MianshenOffer.objects.filter(enterprise=alice_both, policy_id=HTE).count() == 1
+
+
+@pytest.mark.django_db
 def test_a_run_is_not_paid_under_a_law_changed_since_it_ran(
     alice_both, staff_zhang, admin_root, immediate_tasks, django_capture_on_commit_callbacks
 ):

@@ -5,50 +5,19 @@ same and exact: never more than the quota, never more than the budget."""
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
 
 from kechuang.accounts.models import Role
 from kechuang.errors import KechuangError
 from kechuang.registry.models import Enterprise
-from kechuang.testing import credit_code, make_user
+from kechuang.testing import credit_code, make_user, run_clients
 from kechuang.vouchers import ledger, selectors, services
 from kechuang.vouchers.models import LedgerEntry, QuotaApplication, ServiceOrder
 from kechuang.vouchers.tests import factories as f
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_clients(calls) -> list[object]:
-    """Run each call as one client; return each one's result or exception."""
-    results: list[object] = [None] * len(calls)
-    if connection.vendor != "postgresql":
-        for i, call in enumerate(calls):
-            try:
-                results[i] = call()
-            except Exception as exc:  # noqa: BLE001 - recorded and asserted on below
-                results[i] = exc
-        return results
-    barrier = threading.Barrier(len(calls))
-
-    def client(i, call):
-        try:
-            barrier.wait()
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=client, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_fifty_clients_never_spend_more_than_the_quota(staff_zhang, ent_alice, inst_lab):
