@@ -167,8 +167,17 @@ def test_the_admin_login_is_locked_too(client, admin_root):
 def test_a_long_username_is_locked_like_any_other(client, staff_zhang):
     from kechuang.accounts.models import User
 
-    long_name = "u" * 70
+    long_name = "u" * 150
     User.objects.create_user(username=long_name, password=PASSWORD)
+    # A success ends the streak for a long name as for any other.
+    _fail(client, long_name, 4)
+    client.post(reverse("accounts:login"), {"username": long_name, "password": PASSWORD})
+    assert "_auth_user_id" in client.session
+    client.post(reverse("accounts:logout"))
+    _fail(client, long_name, 1)
+    client.post(reverse("accounts:login"), {"username": long_name, "password": PASSWORD})
+    assert "_auth_user_id" in client.session
+    client.post(reverse("accounts:logout"))
     _fail(client, long_name, 5)
     client.post(reverse("accounts:login"), {"username": long_name, "password": PASSWORD})
     assert "_auth_user_id" not in client.session
