@@ -14,8 +14,10 @@ import pyarrow as pa
 
 from kechuang.rules import get_policy
 from kechuang.rules.compile.to_sql import CompiledPolicy, compile_pack, compile_sql
+from kechuang.rules.runners._common import check_run, staged_output
 from kechuang.rules.runners.arrow import arrow_schema, decode, rows_to_arrow
 from kechuang.rules.runners.fields import output_columns, select_sql
+from kechuang.rules.runners.input_checks import check_facts_file
 from kechuang.rules.runners.provenance import duckdb_option, run_metadata
 
 
@@ -49,8 +51,9 @@ _READERS = {
 _FACTS = "facts"
 
 
-def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> None:
-    """A view ``facts`` over the input file, typed as the flat row (CSV needs the casts)."""
+def _source(con: duckdb.DuckDBPyConnection, input_path: Path, as_of: dt.date) -> None:
+    """A view ``facts`` over the input file, typed as the flat row (CSV needs the casts),
+    once the file has passed :func:`~kechuang.rules.runners.input_checks.check_facts_file`."""
     suffix = input_path.suffix.lower()
     if suffix not in _READERS:
         raise ValueError(
@@ -72,6 +75,7 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path) -> None:
         src = f"{_READERS[suffix]}('{path}')"
     schema = {f.name: f.type for f in arrow_schema()}
     present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+    check_facts_file(con, src, present, as_of)
     casts = []
     finer = []  # decimal columns whose values might not fit the row's scale
     for name, typ in schema.items():
@@ -163,6 +167,7 @@ def run_file(
     if not ids:
         raise ValueError("没有政策 no policy given")
     policies = [get_policy(pid) for pid in ids]  # unknown ids fail before any work
+    check_run(ids, input_path, out_path)
     # Compiled before the input is read, so an unknown field fails before any work too.
     # All policies in one pass over the input: no join on entity_id.
     pack = compile_pack(policies, as_of, "duckdb", table=_FACTS)
@@ -175,19 +180,19 @@ def run_file(
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/kechuang-duckdb'")
     try:
-        _source(con, Path(input_path))
+        _source(con, Path(input_path), as_of)
         if progress:
             progress(1, total)
-        out = str(out_path).replace("'", "''")
         meta = run_metadata(policies, as_of, f"duckdb {duckdb.__version__}", input_path, fields)
-        con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET, {duckdb_option(meta)})")
+        with staged_output(out_path) as staged:
+            out = str(staged).replace("'", "''")
+            con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET, {duckdb_option(meta)})")
+            written = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+            if not written:
+                # An empty input is a mistake (a wrong or truncated export), not a run.
+                raise ValueError(f"输入文件没有数据行 the input file has no rows: {input_path}")
         if progress:
             progress(2, total)
-        written = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
-        if not written:
-            # An empty input is a mistake (a wrong or truncated export), not a run.
-            Path(out_path).unlink(missing_ok=True)
-            raise ValueError(f"输入文件没有数据行 the input file has no rows: {input_path}")
         return written
     finally:
         con.close()

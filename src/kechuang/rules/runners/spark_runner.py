@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 
 from kechuang.rules import get_policy
 from kechuang.rules.compile.to_sql import compile_pack, compile_sql
-from kechuang.rules.runners._common import decode_ordered, numbered
-from kechuang.rules.runners.arrow import rows_to_arrow
+from kechuang.rules.runners._common import check_run, decode_ordered, numbered, staged_output
+from kechuang.rules.runners.arrow import arrow_schema, rows_to_arrow
 from kechuang.rules.runners.fields import output_columns, select_sql
+from kechuang.rules.runners.input_checks import check_facts_file
 from kechuang.rules.runners.provenance import run_metadata
 
 _SESSION = None
@@ -48,6 +49,10 @@ def spark_session():  # -> pyspark.sql.SparkSession (pyspark imported lazily: it
                 .config("spark.sql.ansi.enabled", "true")
                 # The compiled queries quote identifiers with double quotes, as standard SQL.
                 .config("spark.sql.ansi.doubleQuotedIdentifiers", "true")
+                # A pack of several policies is a chain of some fifty CTE layers: more
+                # than the analyzer's default 100 passes resolve.
+                .config("spark.sql.analyzer.maxIterations", "1000")
+                .config("spark.sql.optimizer.maxIterations", "1000")
                 .getOrCreate()
             )
             _SESSION.sparkContext.setLogLevel("ERROR")
@@ -102,19 +107,57 @@ def run_file(
     if not ids:
         raise ValueError("没有政策 no policy given")
     policies = [get_policy(pid) for pid in ids]
+    check_run(ids, input_path, out_path)
     # All policies in one pass over the input, as on DuckDB: no join on entity_id.
     pack = compile_pack(policies, as_of, "spark", table="facts")
     query = select_sql(pack, output_columns(pack, ids, fields))
     if not Path(input_path).exists():
         raise FileNotFoundError(f"找不到输入文件 input file not found: {input_path}")
+    _check_input(Path(input_path), as_of)
     spark = spark_session()
-    spark.read.parquet(str(input_path)).createOrReplaceTempView("facts")
+    _facts_view(spark, Path(input_path))
     if progress:
         progress(1, 2)
     table = spark.sql(query).toArrow()
+    if not table.num_rows:
+        raise ValueError(f"输入文件没有数据行 the input file has no rows: {input_path}")
     meta = run_metadata(policies, as_of, f"spark {spark.version}", input_path, fields)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
-    pq.write_table(table, str(out_path))
+    with staged_output(out_path) as staged:
+        pq.write_table(table, str(staged))
     if progress:
         progress(2, 2)
     return table.num_rows
+
+
+def _check_input(path: Path, as_of: dt.date) -> None:
+    """The same refusals as a DuckDB run (DuckDB reads the file's columns it checks)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        src = "read_parquet('" + str(path).replace("'", "''") + "')"
+        present = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        check_facts_file(con, src, present, as_of)
+    finally:
+        con.close()
+
+
+def _facts_view(spark, path: Path) -> None:  # spark: pyspark.sql.SparkSession
+    """A view ``facts`` typed as the flat row: a column the file lacks is NULL (unknown),
+    and every column has the row's type, as the DuckDB runner reads it."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(str(path))
+    present = set(df.columns)
+    columns = []
+    for field in arrow_schema():
+        typ = _SPARK_TYPES.get(str(field.type)) or (
+            f"DECIMAL({field.type.precision},{field.type.scale})"
+        )
+        value = F.col(f"`{field.name}`") if field.name in present else F.lit(None)
+        columns.append(value.cast(typ).alias(field.name))
+    df.select(*columns).createOrReplaceTempView("facts")
+
+
+_SPARK_TYPES = {"int64": "BIGINT", "bool": "BOOLEAN", "string": "STRING"}

@@ -399,3 +399,86 @@ def test_run_refuses_an_empty_csv_and_writes_nothing(capsys, tmp_path):
     argv = ["run", "--policies", "voucher", "--input", str(src), "--as-of", "2024-06-01", "--out", str(out)]
     assert_one_line_error(*run(capsys, *argv), "no rows")
     assert not out.exists()
+
+
+def _hostile(tmp_path, change) -> tuple:
+    """The voucher case rows as of 2024-06-01, with one column changed by ``change``."""
+    import pyarrow as pa
+
+    as_of = dt.date(2024, 6, 1)
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())
+            if c.policy in ("voucher", "hte") and c.runs_on_sql]
+    table = change(rows_to_arrow(rows), pa)
+    path = tmp_path / "in.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def _set(name, values_type):
+    def change(table, pa):
+        i = table.schema.get_field_index(name)
+        column = values_type(table.num_rows, pa)
+        return table.set_column(i, name, column) if i >= 0 else table.append_column(name, column)
+    return change
+
+
+def _drop(name):
+    return lambda table, pa: table.drop_columns([name])
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (_set("ip_class1_count", lambda n, pa: pa.array([2.5] * n)), ["ip_class1_count", "whole numbers"]),
+        (_set("registration_date", lambda n, pa: pa.array([20240230] * n)), ["registration_date", "do not exist"]),
+        (_set("as_of", lambda n, pa: pa.array([20230630] * n)), ["as of another date"]),
+        (_set("industry", lambda n, pa: pa.array([["a"]] * n)), ["industry", "must be text"]),
+        (_set("registration_date", lambda n, pa: pa.array([dt.date(2020, 1, 1)] * n)), ["yyyymmdd"]),
+        (_drop("entity_id"), ["entity_id"]),
+        (_drop("registration_year"), ["registration_year", "flatten"]),
+    ],
+)
+def test_run_refuses_a_file_it_must_not_decide_on_and_keeps_the_last_results(
+    capsys, tmp_path, change, words
+):
+    source = _hostile(tmp_path, change)
+    out = tmp_path / "out.parquet"
+    out.write_bytes(b"results of the last good run")
+    argv = ["run", "--policies", "voucher,hte", "--input", str(source), "--as-of", "2024-06-01",
+            "--out", str(out)]
+    assert_one_line_error(*run(capsys, *argv), *words)
+    assert out.read_bytes() == b"results of the last good run"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_run_refuses_to_write_over_its_input_or_to_name_a_policy_twice(capsys, tmp_path):
+    source = _hostile(tmp_path, lambda table, pa: table)
+    before = source.read_bytes()
+    argv = ["run", "--policies", "voucher", "--input", str(source), "--as-of", "2024-06-01"]
+    assert_one_line_error(*run(capsys, *argv, "--out", str(source)), "--out is the input")
+    assert source.read_bytes() == before
+    assert_one_line_error(
+        *run(capsys, "run", "--policies", "hte,hte", "--input", str(source),
+             "--as-of", "2024-06-01", "--out", str(tmp_path / "o.parquet")),
+        "named twice", "hte",
+    )
+
+
+@pytest.mark.spark
+def test_run_all_four_packs_on_spark_equals_duckdb(capsys, tmp_path):
+    as_of = dt.date(2025, 6, 30)
+    rows = [flatten(c.facts, as_of, entity_id=f"c{i}") for i, c in enumerate(load_cases())
+            if c.runs_on_sql and c.policy in ("hte", "tsme", "rd_super_deduction", "voucher")]
+    pq.write_table(rows_to_arrow(rows), tmp_path / "in.parquet")
+    outs = {}
+    for engine in ("duckdb", "spark"):
+        outs[engine] = tmp_path / f"{engine}.parquet"
+        code, _, err = run(
+            capsys, "run", "--policies", "hte,tsme,rd_super_deduction,voucher",
+            "--input", str(tmp_path / "in.parquet"), "--engine", engine,
+            "--as-of", "2025-06-30", "--out", str(outs[engine]), "--fields", "verdict",
+        )
+        assert code == 0, err
+    duck = sorted(pq.read_table(outs["duckdb"]).to_pylist(), key=lambda r: r["entity_id"])
+    spark = sorted(pq.read_table(outs["spark"]).to_pylist(), key=lambda r: r["entity_id"])
+    assert len(duck) == len(rows) and spark == duck
