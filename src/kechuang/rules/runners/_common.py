@@ -39,6 +39,11 @@ def check_run(policy_ids: Sequence[str], input_path: str | Path, out_path: str |
     if twice:
         raise ValueError(f"政策重复 / a policy is named twice: {', '.join(twice)}")
     source, out = Path(input_path), Path(out_path)
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise ValueError(
+            f"结果文件应为 .parquet / the results are written as Parquet: name --out *.parquet "
+            f"(not {out.name})"
+        )
     if source.exists() and out.exists() and source.resolve() == out.resolve():
         raise ValueError(
             "--out 与 --input 是同一文件 / --out is the input file: the results would replace "

@@ -66,10 +66,14 @@ def _source(con: duckdb.DuckDBPyConnection, input_path: Path, as_of: dt.date) ->
         import pyarrow.ipc as ipc
 
         try:
-            reader = ipc.open_file(input_path)
-        except Exception:  # an Arrow stream rather than a file
-            reader = ipc.open_stream(input_path)
-        con.register("facts_input", reader.read_all())
+            try:
+                reader = ipc.open_file(input_path)
+            except Exception:  # an Arrow stream rather than a file
+                reader = ipc.open_stream(input_path)
+            table = reader.read_all()
+        except Exception as exc:
+            raise ValueError(f"不是有效的 Arrow 文件 / not a valid Arrow file: {exc}") from None
+        con.register("facts_input", table)
         src = "facts_input"
     else:
         src = f"{_READERS[suffix]}('{path}')"

@@ -74,7 +74,11 @@ def check_facts_file(
         # An empty CSV reads as one unnamed column: say what is wrong with it.
         raise ValueError("输入文件没有数据行 the input file has no rows")
     _structure(present)
-    tests: list[tuple[str, str]] = []
+    tests: list[tuple[str, str]] = [(
+        f"count(*) FILTER (WHERE {_quoted('entity_id')} IS NULL)",
+        "entity_id 为空的行无法对应到企业 / rows without an entity_id cannot be matched to "
+        "their enterprise",
+    )]
     if "as_of" in present:
         tests.append((
             f"count(*) FILTER (WHERE {_quoted('as_of')} IS DISTINCT FROM {date_int(as_of)})",
@@ -102,8 +106,6 @@ def check_facts_file(
                 f"列 {col.name} 有不存在的日期 / column {col.name}: dates that do not exist "
                 "(yyyymmdd, e.g. 20240230)",
             ))
-    if not tests:
-        return
     counts = con.execute(f"SELECT {', '.join(t for t, _ in tests)} FROM {src}").fetchone()
     for (_, message), count in zip(tests, counts, strict=True):
         if count:

@@ -436,6 +436,7 @@ def _drop(name):
         (_set("registration_date", lambda n, pa: pa.array([dt.date(2020, 1, 1)] * n)), ["yyyymmdd"]),
         (_drop("entity_id"), ["entity_id"]),
         (_drop("registration_year"), ["registration_year", "flatten"]),
+        (_set("entity_id", lambda n, pa: pa.array([None] * n, pa.string())), ["entity_id"]),
     ],
 )
 def test_run_refuses_a_file_it_must_not_decide_on_and_keeps_the_last_results(
@@ -461,6 +462,14 @@ def test_run_refuses_to_write_over_its_input_or_to_name_a_policy_twice(capsys, t
         *run(capsys, "run", "--policies", "hte,hte", "--input", str(source),
              "--as-of", "2024-06-01", "--out", str(tmp_path / "o.parquet")),
         "named twice", "hte",
+    )
+    assert_one_line_error(*run(capsys, *argv, "--out", str(tmp_path / "o.csv")), "*.parquet")
+    garbage = tmp_path / "garbage.arrow"
+    garbage.write_bytes(b"ARROW1" + b"\x00" * 64)
+    assert_one_line_error(
+        *run(capsys, "run", "--policies", "voucher", "--input", str(garbage),
+             "--as-of", "2024-06-01", "--out", str(tmp_path / "o.parquet")),
+        "not a valid Arrow file",
     )
 
 
