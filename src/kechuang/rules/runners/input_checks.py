@@ -50,7 +50,9 @@ def _structure(present: dict[str, str]) -> None:
         if found is None:
             continue
         nested = found.endswith("]") or found.startswith(("STRUCT", "MAP", "UNION"))
-        if col.type == "text" and (nested or found not in _TEXT):
+        # A CSV's reader takes a column of digits for numbers (ids 1, 2, 3): integers are
+        # text as written; a list, a float or a date is not.
+        if col.type == "text" and (nested or found not in (*_TEXT, *_INTEGERS)):
             raise ValueError(
                 f"列 {col.name} 应为文本，实为 {found} / column {col.name} must be text, "
                 f"not {found}"

@@ -452,6 +452,20 @@ def test_run_refuses_a_file_it_must_not_decide_on_and_keeps_the_last_results(
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
+def test_run_reads_a_csv_whose_ids_are_digits(tmp_path):
+    from kechuang.rules.runners.duckdb_runner import run_file
+
+    as_of = dt.date(2024, 6, 1)
+    rows = [flatten(VOUCHER_FACTS, as_of, entity_id=str(i)) for i in (1, 2, 3)]
+    table = rows_to_arrow(rows)
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(table, tmp_path / "in.csv")
+    assert run_file(["voucher"], tmp_path / "in.csv", as_of, tmp_path / "o.parquet") == 3
+    got = {r["entity_id"]: r["voucher__verdict"] for r in pq.read_table(tmp_path / "o.parquet").to_pylist()}
+    assert got == {"1": "eligible", "2": "eligible", "3": "eligible"}
+
+
 def test_run_refuses_to_write_over_its_input_or_to_name_a_policy_twice(capsys, tmp_path):
     source = _hostile(tmp_path, lambda table, pa: table)
     before = source.read_bytes()
