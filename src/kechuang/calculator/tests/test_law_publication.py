@@ -69,6 +69,14 @@ def ratio_reform(staff_zhang, new_ratio):
     )
 
 
+def ratio_reform_of(value: Decimal, actor):
+    """A reform of the district voucher ratio to ``value``, to publish."""
+    return reforms.reform_create(
+        policy_id="voucher", name=f"比例 {value}", overrides={VOUCHER_RATIO: str(value)},
+        actor=actor, as_of=NEW_YEAR,
+    )
+
+
 def publish(reform, actor, **kw):
     args = {"parameters": list(reform.overrides), "effective_from": NEW_YEAR, **BASIS}
     args.update(kw)
@@ -115,15 +123,9 @@ def test_a_published_value_is_in_force_from_its_date_and_not_before(
 def test_an_open_ended_value_published_after_a_temporary_one_stays_in_force(
     staff_zhang, admin_root, old_ratio
 ):
-    def reform(value: Decimal):
-        return reforms.reform_create(
-            policy_id="voucher", name=f"比例 {value}", overrides={VOUCHER_RATIO: str(value)},
-            actor=staff_zhang, as_of=NEW_YEAR,
-        )
-
     temporary, lasting = (old_ratio + 1) / 2, (old_ratio + 3) / 4
-    publish(reform(temporary), admin_root, effective_until=NEW_YEAR + dt.timedelta(days=180))
-    publish(reform(lasting), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=59))
+    publish(ratio_reform_of(temporary, staff_zhang), admin_root, effective_until=NEW_YEAR + dt.timedelta(days=180))
+    publish(ratio_reform_of(lasting, staff_zhang), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=59))
     assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR) == temporary
     for later in (60, 181, 365 * 3):
         # The file's value resumes after the temporary one only where nothing replaced it.
@@ -134,16 +136,10 @@ def test_an_open_ended_value_published_after_a_temporary_one_stays_in_force(
 def test_a_temporary_value_inside_an_open_ended_one_gives_way_back_to_it(
     staff_zhang, admin_root, old_ratio
 ):
-    def reform(value: Decimal):
-        return reforms.reform_create(
-            policy_id="voucher", name=f"比例 {value}", overrides={VOUCHER_RATIO: str(value)},
-            actor=staff_zhang, as_of=NEW_YEAR,
-        )
-
     lasting, temporary = (old_ratio + 1) / 2, (old_ratio + 3) / 4
-    publish(reform(lasting), admin_root)
+    publish(ratio_reform_of(lasting, staff_zhang), admin_root)
     publish(
-        reform(temporary), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=100),
+        ratio_reform_of(temporary, staff_zhang), admin_root, effective_from=NEW_YEAR + dt.timedelta(days=100),
         effective_until=NEW_YEAR + dt.timedelta(days=180),
     )
     assert in_force_value("voucher", VOUCHER_RATIO, NEW_YEAR + dt.timedelta(days=120)) == temporary
