@@ -108,7 +108,27 @@ def check_facts_file(
                 f"列 {col.name} 有不存在的日期 / column {col.name}: dates that do not exist "
                 "(yyyymmdd, e.g. 20240230)",
             ))
+    eid = _quoted("entity_id")
+    # Two rows for one enterprise would give it two decisions, and which one a reader
+    # of the results takes would depend on the file's order.
+    tests.append((
+        f"count({eid}) - count(DISTINCT {eid})",
+        "同一 entity_id 出现在多行 / the same entity_id is on more than one row",
+    ))
     counts = con.execute(f"SELECT {', '.join(t for t, _ in tests)} FROM {src}").fetchone()
-    for (_, message), count in zip(tests, counts, strict=True):
+    for (test, message), count in zip(tests, counts, strict=True):
         if count:
+            if "DISTINCT" in test:
+                message += f" ({_repeated_ids(con, src)}; {count} 行多余 extra rows)"
+                raise ValueError(message)
             raise ValueError(f"{message} ({count} 行 rows)")
+
+
+def _repeated_ids(con: duckdb.DuckDBPyConnection, src: str) -> str:
+    """A few of the entity_ids that are on more than one row, for the refusal message."""
+    eid = _quoted("entity_id")
+    found = con.execute(
+        f"SELECT CAST({eid} AS VARCHAR), count(*) FROM {src} GROUP BY {eid}"
+        f" HAVING count(*) > 1 ORDER BY 1 LIMIT 3"
+    ).fetchall()
+    return ", ".join(f"{i} ×{n}" for i, n in found)

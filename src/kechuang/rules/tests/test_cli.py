@@ -437,6 +437,8 @@ def _drop(name):
         (_drop("entity_id"), ["entity_id"]),
         (_drop("registration_year"), ["registration_year", "flatten"]),
         (_set("entity_id", lambda n, pa: pa.array([None] * n, pa.string())), ["entity_id"]),
+        (_set("entity_id", lambda n, pa: pa.array(["c1", "c1"] + [f"r{i}" for i in range(n - 2)])),
+         ["same entity_id", "c1 ×2", "1 行多余"]),
     ],
 )
 def test_run_refuses_a_file_it_must_not_decide_on_and_keeps_the_last_results(
