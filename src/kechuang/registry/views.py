@@ -272,7 +272,17 @@ def _forget_error_report(request: HttpRequest) -> None:
 @login_required
 def export(request: HttpRequest) -> HttpResponse:
     access.require(request.user, "export_registry")
-    filters = EnterpriseSearchForm(request.GET or None).filters()
+    form = EnterpriseSearchForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        # An unknown street or certification would otherwise export the whole registry:
+        # more than was asked for, to whoever asked.
+        fields = ", ".join(sorted(form.errors))
+        return HttpResponse(
+            f"导出条件无效：{fields} / invalid export filter: {fields}",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    filters = form.filters()
     out = io.BytesIO()
     exports.registry_export(out=out, filters=filters)
     out.seek(0)

@@ -321,6 +321,13 @@ def test_staff_and_auditors_download_the_registry_as_excel(
         assert BOB_CODE in cells and ALICE_CODE not in cells
 
 
+@pytest.mark.parametrize("query", [{"street": "不存在的街道"}, {"certification": "nobel"}])
+def test_an_invalid_export_filter_is_refused_not_widened_to_everything(staff_zhang, query):
+    response = logged_in(staff_zhang).get(reverse("registry:export"), query)
+    assert response.status_code == 400
+    assert next(iter(query)) in response.content.decode()
+
+
 def test_enterprise_users_cannot_export_the_registry(ent_alice):
     assert logged_in(ent_alice).get(reverse("registry:export")).status_code == 403
 
