@@ -158,6 +158,18 @@ def test_five_failed_logins_lock_the_username_even_for_the_right_password(client
     assert failures.count() == 5 and "guess" not in str(list(failures.values()))
 
 
+def test_logins_and_logouts_are_audited_with_the_address_but_never_the_password(client, staff_zhang):
+    client.post(reverse("accounts:login"), {"username": "staff_zhang", "password": PASSWORD},
+                REMOTE_ADDR="10.1.2.3")
+    client.post(reverse("accounts:logout"), REMOTE_ADDR="10.1.2.3")
+    entries = AuditLog.objects.filter(obj_type="user", obj_id="staff_zhang").order_by("at", "id")
+    assert [(e.action, e.actor_id, e.note) for e in entries] == [
+        ("login", staff_zhang.pk, "ip 10.1.2.3"),
+        ("logout", staff_zhang.pk, "ip 10.1.2.3"),
+    ]
+    assert PASSWORD not in str(list(entries.values()))
+
+
 def test_the_admin_login_is_locked_too(client, admin_root):
     _fail(client, "admin_root", 5)
     client.post("/admin/login/", {"username": "admin_root", "password": PASSWORD})
