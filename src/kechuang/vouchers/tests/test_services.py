@@ -22,6 +22,7 @@ from kechuang.vouchers.models import (
     QuotaApplication,
     ServiceOrder,
 )
+from kechuang.vouchers.services import orders
 from kechuang.vouchers.tests import factories as f
 
 
@@ -183,7 +184,7 @@ def test_applying_vouchers_writes_rows_that_read_back_exactly(prog, staff_zhang,
         order=f.order(prog, ent_alice, offer, "1234.56"), actor=ent_alice, idempotency_key="rb"
     )
     stored = ServiceOrder.objects.get(pk=order.pk)
-    for field in (*services._APPLIED_FIELDS, "contract_amount", "order_date"):
+    for field in (*orders._APPLIED_FIELDS, "contract_amount", "order_date"):
         assert getattr(stored, field) == getattr(order, field), field
     assert stored.decision["quota_left_before"] == "100000.00"
     tx = LedgerTransaction.objects.get(idempotency_key="rb")
