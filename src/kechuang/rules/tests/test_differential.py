@@ -24,7 +24,10 @@ from sqlglot import exp
 
 from kechuang.rules import flatten, get_policy, policy_ids
 from kechuang.rules.cases import load_cases
-from kechuang.rules.compile import to_sql
+from kechuang.rules.compile import bands, nodes, ratios, to_sql
+from kechuang.rules.compile.dialects import get_dialect
+from kechuang.rules.compile.fragments import int_literal
+from kechuang.rules.compile.query import Compiler
 from kechuang.rules.errors import NotInForce
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.explain.interpreter import literal
@@ -386,7 +389,8 @@ def test_bands_past_the_64_bit_bound_equal_in_process(engine: str, monkeypatch) 
 
     Real amounts rarely pass the bound, so it is lowered here until every case does.
     """
-    monkeypatch.setattr(to_sql, "_INT64_MAX", 1000)
+    for module in (bands, nodes, ratios):
+        monkeypatch.setattr(module, "INT64_MAX", 1000)
     policy_id = "hte"
     assert "ELSE (CASE WHEN ((CAST(" in to_sql.compile_sql(get_policy(policy_id), dt.date(2025, 6, 30), engine).sql
     test_every_case_on_every_engine(policy_id, engine)
@@ -396,7 +400,7 @@ def test_bands_past_the_64_bit_bound_equal_in_process(engine: str, monkeypatch) 
 def test_a_band_that_cannot_use_64_bits_falls_back_to_128(engine: str, monkeypatch) -> None:
     """A band row whose operands the compiler cannot bound (e.g. a computed numerator)
     compiles every row in 128 bits, with the same results."""
-    monkeypatch.setattr(to_sql, "_is_column", lambda text: False)
+    monkeypatch.setattr(bands, "is_column", lambda text: False)
     sql = to_sql.compile_sql(get_policy("hte"), dt.date(2025, 6, 30), engine).sql
     assert not re.search(r'AND "__den_\w+" <= \d+ THEN', sql), "no band took the 64-bit path"
     test_every_case_on_every_engine("hte", engine)
@@ -417,7 +421,7 @@ def test_a_huge_ratio_displays_exactly(engine: str) -> None:
 
 
 def test_integer_literals_as_compiled_are_read_back() -> None:
-    assert [to_sql._int_literal(t) for t in ("5", "-5", "(-5)", '"x"', "0.5")] == [5, -5, -5, None, None]
+    assert [int_literal(t) for t in ("5", "-5", "(-5)", '"x"', "0.5")] == [5, -5, -5, None, None]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -483,7 +487,7 @@ def test_a_growth_rate_a_hair_from_its_band_edge_is_decided_exactly_on_duckdb() 
 def test_growth_bands_equal_in_process_when_no_double_is_trusted(monkeypatch) -> None:
     """With an error bound so large that the double never decides, every row takes the
     exact 128-bit branch: the same results (that branch is tested on its own)."""
-    monkeypatch.setattr(to_sql, "_ERR", "1e300")
+    monkeypatch.setattr(ratios, "_ERR", "1e300")
     sql = to_sql.compile_sql(get_policy("hte"), dt.date(2025, 6, 30), "duckdb").sql
     assert "1e300" in sql
     test_every_case_on_every_engine("hte", "duckdb")
@@ -508,7 +512,7 @@ def test_a_lookup_read_under_a_condition_on_itself_is_computed_everywhere(tmp_pa
     path.write_text(text.replace("derived:\n", "derived:\n" + extra, 1), encoding="utf-8")
     policy = load_policy(path)
     as_of = dt.date(2025, 6, 30)
-    compiler = to_sql.Compiler(policy, as_of, to_sql.get_dialect("duckdb"))
+    compiler = Compiler(policy, as_of, get_dialect("duckdb"))
     guarded = [k for k, e in compiler.defs.items() if k.startswith("__band") and isinstance(e.tree, exp.Case)]
     assert guarded, "the growth lookups of hte are still computed only where read"
     rows = [flatten(c.facts, as_of) for c in CASES if c.policy == "hte"]
