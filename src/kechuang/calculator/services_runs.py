@@ -154,6 +154,8 @@ def _requeue(run: MianshenRun, actor: User | None, *, restart: bool) -> Mianshen
         run.status = MianshenRun.Status.QUEUED
         run.error = ""
         run.step = ""
+        # The ended task is no longer this run's (its new one is set once enqueued).
+        run.task_id = ""
         run.save()
         audit_record(
             actor=actor,
@@ -168,11 +170,44 @@ def _requeue(run: MianshenRun, actor: User | None, *, restart: bool) -> Mianshen
 
 
 def mianshen_runs_mark_interrupted(now: dt.datetime | None = None) -> int:
-    """Mark running runs whose worker stopped reporting as interrupted; returns how many."""
+    """Mark runs no worker will finish as interrupted, so that staff can resume or
+    restart them: running runs whose worker stopped reporting, and queued runs whose
+    task ended (or vanished) without running them. Returns how many."""
     now = now or timezone.now()
-    return MianshenRun.objects.filter(
+    stopped = MianshenRun.objects.filter(
         status=MianshenRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER
     ).update(status=MianshenRun.Status.INTERRUPTED, step="worker stopped (中断)")
+    lost = [
+        pk
+        for pk, task_id in MianshenRun.objects.filter(
+            status=MianshenRun.Status.QUEUED, created_at__lt=now - STALE_AFTER
+        ).exclude(task_id="").values_list("pk", "task_id")
+        if _task_ended(task_id)
+    ]
+    if lost:
+        stopped += MianshenRun.objects.filter(
+            pk__in=lost, status=MianshenRun.Status.QUEUED
+        ).update(
+            status=MianshenRun.Status.INTERRUPTED,
+            step="task ended without running the run (任务未执行)",
+        )
+    return stopped
+
+
+def _task_ended(task_id: str) -> bool:
+    """Whether the background task ``task_id`` has finished or no longer exists."""
+    from django_tasks import TaskResultStatus
+    from django_tasks.exceptions import TaskResultDoesNotExist
+
+    from kechuang.calculator.tasks import mianshen_run_task
+
+    try:
+        status = mianshen_run_task.get_result(task_id).status
+    except TaskResultDoesNotExist:
+        return True
+    except NotImplementedError:  # a backend that keeps no results cannot tell
+        return False
+    return status in (TaskResultStatus.FAILED, TaskResultStatus.SUCCESSFUL)
 
 
 # --------------------------------------------------------------------------- execute

@@ -129,6 +129,36 @@ def test_an_interrupted_run_is_shown_and_can_be_resumed(
 
 
 @pytest.mark.django_db
+def test_a_queued_run_whose_task_ended_without_running_it_can_be_resumed(
+    client, alice_both, staff_zhang, django_capture_on_commit_callbacks, settings
+):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        waiting = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+        failed = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+        vanished = mianshen_run_start(policies=[HTE], as_of=AS_OF, actor=staff_zhang)
+    runs = MianshenRun.objects.filter(pk__in=[waiting.pk, failed.pk, vanished.pk])
+    assert all(r.task_id for r in runs)
+    assert mianshen_runs_mark_interrupted() == 0, "freshly queued runs wait for the worker"
+    runs.update(created_at=timezone.now() - STALE_AFTER - dt.timedelta(seconds=1))
+    assert mianshen_runs_mark_interrupted() == 0, "a long queue is not a lost task"
+    # The worker failed the task before the run began; another task was deleted.
+    DBTaskResult.objects.filter(id=runs.get(pk=failed.pk).task_id).update(status="FAILED")
+    DBTaskResult.objects.filter(id=runs.get(pk=vanished.pk).task_id).delete()
+    assert mianshen_runs_mark_interrupted() == 2
+    status = dict(runs.values_list("pk", "status"))
+    assert status == {waiting.pk: "queued", failed.pk: "interrupted", vanished.pk: "interrupted"}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    client.force_login(staff_zhang)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/calculator/runs/{failed.pk}/resume/")
+    failed.refresh_from_db()
+    assert failed.status == MianshenRun.Status.DONE and failed.results.exists()
+
+
+@pytest.mark.django_db
 def test_a_running_run_cannot_be_resumed_twice(
     alice_both, staff_zhang, django_capture_on_commit_callbacks, settings
 ):
