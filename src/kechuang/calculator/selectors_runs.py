@@ -155,21 +155,29 @@ def notifications_for(user: Any) -> QuerySet[Notification]:
 
 
 def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
-    """The latest confirmed run's needs_data results of one enterprise (what to supply)."""
-    run = (
-        MianshenRun.objects.filter(status=MianshenRun.Status.CONFIRMED, reform__isnull=True)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    if run is None:
-        return []
+    """What one enterprise still has to supply: for each policy, its result in the latest
+    confirmed run that decided it, when that result is needs_data.
+
+    Per policy, not the latest run alone: a later run of other policies, or of another
+    street, says nothing about what this enterprise lacks for the earlier ones."""
     from kechuang.registry.models import Enterprise
 
     # By credit code: the results are indexed by run and credit code, not by enterprise.
     code = Enterprise.objects.filter(pk=enterprise_id).values("credit_code")[:1]
-    results = list(run.results.filter(credit_code=Subquery(code), verdict="needs_data"))
+    latest: dict[str, MianshenResult] = {}
+    for r in (
+        MianshenResult.objects.filter(
+            credit_code=Subquery(code),
+            run__status=MianshenRun.Status.CONFIRMED,
+            run__reform__isnull=True,
+        )
+        .select_related("run")
+        .order_by("-run__created_at", "-run_id")
+    ):
+        latest.setdefault(r.policy_id, r)
+    results = [r for _, r in sorted(latest.items()) if r.verdict == "needs_data"]
     for r in results:
-        r.missing_labels = runs.missing_labels(r.policy_id, run.as_of, r.missing_fields)
+        r.missing_labels = runs.missing_labels(r.policy_id, r.run.as_of, r.missing_fields)
     return results
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from kechuang.accounts.models import Role
@@ -71,7 +72,7 @@ def test_a_run_never_pays_both_where_stacking_forbids_it(
 
 @pytest.mark.django_db
 def test_needs_data_names_the_facts_and_the_next_run_picks_them_up(
-    bob_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
+    client, bob_corp, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
 ):
     Certification.objects.create(
         enterprise=bob_corp, kind="hte", number="GR202431000002", valid_from=dt.date(2024, 12, 1),
@@ -88,12 +89,29 @@ def test_needs_data_names_the_facts_and_the_next_run_picks_them_up(
     assert "in_serious_dishonesty_list" in notice.body
     assert f"/registry/{bob_corp.credit_code}/" in notice.url
 
+    client.force_login(bob)
+
+    def to_supply() -> str:
+        page = client.get(reverse("calculator:mianshen_offers")).content.decode()
+        return page.split('data-testid="needs-data"', 1)[1].split("</ul>", 1)[0] if (
+            'data-testid="needs-data"' in page) else ""
+
+    assert HTE in to_supply()
+    # A later confirmed run of another policy says nothing about what hte still lacks.
+    other = run_now(django_capture_on_commit_callbacks, [GIANT], staff_zhang)
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_confirm(run=other, actor=staff_zhang)
+    assert HTE in to_supply()
+
     # The commission checks the credit lists: nothing found.
     bob_corp.compliance_checked = True
     bob_corp.save()
     second = run_now(django_capture_on_commit_callbacks, [HTE], staff_zhang)
     result = second.results.get(credit_code=bob_corp.credit_code)
     assert result.verdict == "eligible" and result.payable > 0
+    with django_capture_on_commit_callbacks(execute=True):
+        mianshen_run_confirm(run=second, actor=staff_zhang)
+    assert HTE not in to_supply()
 
 
 @pytest.mark.django_db
