@@ -22,7 +22,8 @@ from kechuang.rules.errors import (
 from kechuang.rules.explain.decision import Decision
 from kechuang.rules.explain.evaluate import evaluate_row
 from kechuang.rules.facts import flatten, iso_date
-from kechuang.rules.policy import POLICY_DIR, Policy, load_policy
+from kechuang.rules.loader import load_policy
+from kechuang.rules.policy import POLICY_DIR, Policy
 
 __all__ = [
     "Decision",

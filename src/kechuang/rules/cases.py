@@ -16,7 +16,8 @@ from typing import Any
 
 from kechuang.rules.errors import MalformedFacts
 from kechuang.rules.facts import COLUMNS_BY_NAME, flatten
-from kechuang.rules.policy import POLICY_DIR, load_yaml
+from kechuang.rules.policy import POLICY_DIR
+from kechuang.rules.yaml_source import load_yaml
 
 #: Amounts from here on are past what the compiled queries take (see ``beyond_sql_range``).
 SQL_AMOUNT_LIMIT = Decimal(10) ** 14

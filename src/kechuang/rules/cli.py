@@ -59,7 +59,8 @@ def _dialect(name: str) -> str:
 
 # ---------------------------------------------------------------- commands
 def cmd_check(args: argparse.Namespace) -> int:
-    from kechuang.rules.policy import POLICY_DIR, load_policy
+    from kechuang.rules.loader import load_policy
+    from kechuang.rules.policy import POLICY_DIR
 
     files = [Path(f) for f in args.files] or [
         p for p in sorted(POLICY_DIR.glob("*.yaml")) if not p.name.endswith(".cases.yaml")

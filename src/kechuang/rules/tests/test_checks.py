@@ -9,7 +9,7 @@ import pytest
 from kechuang.rules import load_policies
 from kechuang.rules.checks import check_policy
 from kechuang.rules.errors import PolicyFileError
-from kechuang.rules.policy import load_policy
+from kechuang.rules.loader import load_policy
 
 BAD = Path(__file__).parent / "bad_policies"
 

@@ -500,7 +500,8 @@ def test_a_lookup_read_under_a_condition_on_itself_is_computed_everywhere(tmp_pa
     compiling such a policy recursed forever). Its results still equal in process."""
     import duckdb
 
-    from kechuang.rules.policy import POLICY_DIR, load_policy
+    from kechuang.rules.loader import load_policy
+    from kechuang.rules.policy import POLICY_DIR
     from kechuang.rules.runners.arrow import rows_to_arrow
 
     text = (POLICY_DIR / "hte.yaml").read_text(encoding="utf-8")
