@@ -130,8 +130,11 @@ def _fits(model: type, name: str, value: Decimal | int) -> None:
             raise KechuangError("数字过大 / the number is too large", name)
 
 
-def fiscal_year_set(*, actor: Any, enterprise: Enterprise, year: int, **figures: Any) -> FiscalYear:
-    """Create or change one fiscal year's figures; None means unknown."""
+def fiscal_year_set(
+    *, actor: Any, enterprise: Enterprise, year: int, new: bool = False, **figures: Any
+) -> FiscalYear:
+    """Create or change one fiscal year's figures; None means unknown. ``new``: only
+    create (a form for adding a year must not blank out the one already there)."""
     for name, value in figures.items():
         if isinstance(value, Decimal | int) and value < 0:
             raise KechuangError("金额不能为负数 / an amount cannot be negative", name)
@@ -141,6 +144,12 @@ def fiscal_year_set(*, actor: Any, enterprise: Enterprise, year: int, **figures:
         fy, created = FiscalYear.objects.select_for_update().get_or_create(
             enterprise=enterprise, year=year
         )
+        if new and not created:
+            raise KechuangError(
+                f"{year} 年度已存在，请在该年度页修改 / the year {year} already exists: "
+                "change it on its own page",
+                "year",
+            )
         before = {k: getattr(fy, k) for k in figures if not _same(getattr(fy, k), figures[k])}
         for k, v in figures.items():
             setattr(fy, k, v)

@@ -148,6 +148,7 @@ def fiscal_year_edit(
                 actor=request.user,
                 enterprise=enterprise,
                 year=form.cleaned_data["year"],
+                new=year is None,
                 **figures,
             )
         except KechuangError as exc:

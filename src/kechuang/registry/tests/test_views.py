@@ -272,6 +272,17 @@ def test_an_enterprise_user_adds_a_fiscal_year_and_blank_stays_unknown(ent_alice
     assert AuditLog.objects.filter(obj_id__startswith=ALICE_CODE, actor=ent_alice).exists()
 
 
+def test_adding_a_year_that_exists_is_refused_and_keeps_its_figures(ent_alice, alice_corp):
+    before = FiscalYear.objects.get(enterprise=alice_corp, year=2024)
+    response = logged_in(ent_alice).post(
+        reverse("registry:fiscal_year_new", args=[ALICE_CODE]), {"year": "2024", "sales_revenue": "1"}
+    )
+    assert response.status_code == 200
+    assert "2024 年度已存在" in response.content.decode()
+    after = FiscalYear.objects.get(enterprise=alice_corp, year=2024)
+    assert after.sales_revenue == before.sales_revenue and after.staff_total == before.staff_total
+
+
 def test_staff_correct_a_fiscal_year_and_the_change_is_audited(staff_zhang, alice_corp):
     client = logged_in(staff_zhang)
     response = client.post(
