@@ -25,6 +25,10 @@ ABILITIES: dict[str, frozenset[str]] = {
     "publish_parameters": frozenset({Role.ADMIN}),
     # See and edit the one enterprise the user is bound to.
     "own_enterprise": frozenset({Role.ENTERPRISE}),
+    # The innovation-voucher pages (each role sees its own part of them).
+    "use_vouchers": frozenset(
+        {Role.STAFF, Role.ADMIN, Role.AUDITOR, Role.ENTERPRISE, Role.INSTITUTION}
+    ),
 }
 
 

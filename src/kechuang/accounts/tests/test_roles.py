@@ -18,11 +18,12 @@ def test_each_role_has_exactly_its_abilities(
             "edit_any_enterprise",
             "import_registry",
             "export_registry",
+            "use_vouchers",
         },
-        "ent_alice": {"own_enterprise"},
-        "inst_lab": set(),
+        "ent_alice": {"own_enterprise", "use_vouchers"},
+        "inst_lab": {"use_vouchers"},
         "expert_wang": set(),
-        "auditor_li": {"browse_registry", "export_registry", "read_audit_log"},
+        "auditor_li": {"browse_registry", "export_registry", "read_audit_log", "use_vouchers"},
         "admin_root": {
             "browse_registry",
             "edit_any_enterprise",
@@ -30,6 +31,7 @@ def test_each_role_has_exactly_its_abilities(
             "export_registry",
             "read_audit_log",
             "publish_parameters",
+            "use_vouchers",
         },
     }
 

@@ -39,6 +39,21 @@ def test_each_role_sees_its_own_voucher_page(
     assert reverse("vouchers:ledger", args=[prog.pk]) in page
 
 
+def test_the_navigation_leads_every_voucher_role_to_its_page_and_links_only_what_it_may_open(
+    prog, staff_zhang, ent_alice, inst_lab, auditor_li, expert_wang, applied
+):
+    for user in (staff_zhang, ent_alice, inst_lab, auditor_li):
+        page = login(user).get(reverse("home")).content.decode()
+        assert 'data-testid="nav-vouchers"' in page, user.username
+    page = login(expert_wang).get(reverse("home")).content.decode()
+    assert 'data-testid="nav-vouchers"' not in page
+    # The ledger links to the audit log only for those who may read it.
+    ledger = reverse("vouchers:ledger", args=[prog.pk])
+    audit = reverse("accounts:audit_log")
+    assert audit not in login(staff_zhang).get(ledger).content.decode()
+    assert audit in login(auditor_li).get(ledger).content.decode()
+
+
 def test_anonymous_users_are_sent_to_login(prog):
     r = Client().get(reverse("vouchers:home"))
     assert r.status_code == 302 and "/accounts/login/" in r["Location"]
