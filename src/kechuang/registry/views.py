@@ -52,6 +52,10 @@ def enterprise_list(request: HttpRequest) -> HttpResponse:
     access.require(request.user, "browse_registry")
     form = EnterpriseSearchForm(request.GET or None)
     rows = access.restrict(request.user, selectors.enterprise_list(**form.filters()))
+    if form.is_bound and not form.is_valid():
+        # A filter value that does not exist (a stale link) lists nothing and says why,
+        # rather than every enterprise as if no filter had been asked for.
+        rows = rows.none()
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

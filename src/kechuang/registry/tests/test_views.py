@@ -332,6 +332,14 @@ def test_staff_and_auditors_download_the_registry_as_excel(
         assert BOB_CODE in cells and ALICE_CODE not in cells
 
 
+def test_an_unknown_filter_value_lists_nothing_and_says_which_filter(staff_zhang, alice_corp, bob_corp):
+    page = logged_in(staff_zhang).get(reverse("registry:enterprise_list"), {"street": "不存在的街道"})
+    html = page.content.decode()
+    assert 'data-testid="filter-errors"' in html and "街道/镇" in html
+    assert ALICE_CODE not in html and BOB_CODE not in html
+    assert reverse("registry:export") not in html
+
+
 @pytest.mark.parametrize("query", [{"street": "不存在的街道"}, {"certification": "nobel"}])
 def test_an_invalid_export_filter_is_refused_not_widened_to_everything(staff_zhang, query):
     response = logged_in(staff_zhang).get(reverse("registry:export"), query)
