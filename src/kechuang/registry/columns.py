@@ -12,7 +12,9 @@ from dataclasses import dataclass
 class Col:
     field: str  # model field; also the English header
     zh: str  # Chinese header
-    kind: str  # credit_code | text | date | money | staff | count | bool | industry | year | choice
+    # credit_code | text | phone | email | date | money | staff | count | bool | industry
+    # | year | choice
+    kind: str
     required: bool = False  # the column must be present and the cell filled
     max_length: int = 0
     choices: str = ""  # for kind=choice: name of the table in codes / models
@@ -47,8 +49,8 @@ ENTERPRISES = Sheet(
         Col("high_tech_field", "国家重点支持的高新技术领域", "text", max_length=100),
         Col("address", "地址", "text", max_length=200),
         Col("contact_name", "联系人", "text", max_length=50),
-        Col("contact_phone", "联系电话", "text", max_length=30),
-        Col("contact_email", "联系邮箱", "text", max_length=100),
+        Col("contact_phone", "联系电话", "phone", max_length=30),
+        Col("contact_email", "联系邮箱", "email", max_length=100),
         Col("registered_in_mainland", "境内注册", "bool"),
         Col("registered_in_shanghai", "在本市注册", "bool"),
         Col("resident_enterprise", "居民企业", "bool"),

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
+from django.core.exceptions import ValidationError
 from openpyxl import Workbook
 from stdnum.cn import uscc
 from stdnum.exceptions import InvalidChecksum, InvalidLength
@@ -31,6 +32,7 @@ from kechuang.errors import KechuangError
 from kechuang.money import parse_yuan
 from kechuang.registry import codes, xlsx
 from kechuang.registry.columns import SHEETS, Col, Sheet, sheet_named
+from kechuang.registry.contacts import validate_contact_email, validate_contact_phone
 from kechuang.registry.models import IPAsset
 
 Progress = Callable[[int], None]
@@ -226,7 +228,8 @@ def _choice(table: str) -> Callable[[Any], str]:
 def parser_for(col: Col) -> Callable[[Any], Any]:
     if col.kind == "choice":
         return _choice(col.choices)
-    if col.kind == "text":
+    if col.kind in ("text", "phone", "email"):
+        check = {"phone": validate_contact_phone, "email": validate_contact_email}.get(col.kind)
 
         def parse_text(value: Any) -> str:
             text = _text(value)
@@ -234,6 +237,11 @@ def parser_for(col: Col) -> Callable[[Any], Any]:
                 raise ValueError("含有 NUL 字符 / holds a NUL character")
             if col.max_length and len(text) > col.max_length:
                 raise ValueError(f"超过{col.max_length}个字符 / longer than {col.max_length}")
+            if check is not None:
+                try:
+                    check(text)
+                except ValidationError as exc:
+                    raise ValueError(exc.messages[0]) from None
             return text
 
         return parse_text

@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from kechuang.registry import codes
+from kechuang.registry.contacts import validate_contact_email, validate_contact_phone
 
 MONEY = {"max_digits": 20, "decimal_places": 2, "null": True, "blank": True}
 
@@ -33,8 +34,12 @@ class Enterprise(models.Model):
     )
     address = models.CharField(_("地址"), max_length=200, blank=True, default="")
     contact_name = models.CharField(_("联系人"), max_length=50, blank=True, default="")
-    contact_phone = models.CharField(_("联系电话"), max_length=30, blank=True, default="")
-    contact_email = models.CharField(_("联系邮箱"), max_length=100, blank=True, default="")
+    contact_phone = models.CharField(
+        _("联系电话"), max_length=30, blank=True, default="", validators=[validate_contact_phone]
+    )
+    contact_email = models.CharField(
+        _("联系邮箱"), max_length=100, blank=True, default="", validators=[validate_contact_email]
+    )
 
     # Facts the policies read; NULL = nobody has established it.
     registered_in_mainland = models.BooleanField(_("境内注册"), null=True, blank=True)

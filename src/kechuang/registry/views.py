@@ -96,7 +96,8 @@ def enterprise_detail(request: HttpRequest, credit_code: str) -> HttpResponse:
 
 def _add_model_errors(form: Any, exc: ValidationError) -> None:
     # The model's own validation (full_clean in the service), shown on the form's fields.
-    for field, errors in getattr(exc, "error_dict", {"__all__": exc.error_list}).items():
+    by_field = exc.error_dict if hasattr(exc, "error_dict") else {"__all__": exc.error_list}
+    for field, errors in by_field.items():
         for error in errors:
             form.add_error(field if field in form.fields else None, error)
 

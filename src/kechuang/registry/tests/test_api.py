@@ -322,6 +322,13 @@ def test_a_field_the_api_does_not_know_is_refused_not_ignored(staff_zhang, alice
     assert alice_corp.contact_name == "" and alice_corp.name == "上海爱丽丝软件有限公司"
 
 
+def test_an_e_mail_address_that_is_none_is_refused_naming_it(ent_alice, alice_corp):
+    response = Api(ent_alice).patch(f"/enterprises/{ALICE_CODE}", {"contact_email": "rd at alice"})
+    assert response.status_code == 400 and response.json()["extra"]["field"] == "contact_email"
+    alice_corp.refresh_from_db()
+    assert alice_corp.contact_email == ""
+
+
 @pytest.mark.parametrize("field", ["contact_email", "industry_code"])
 def test_null_for_a_field_that_cannot_be_empty_is_refused_naming_it(staff_zhang, alice_corp, field):
     before = getattr(alice_corp, field)

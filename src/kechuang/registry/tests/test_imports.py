@@ -141,6 +141,18 @@ def test_english_headers_import_like_chinese_ones(db):
     assert Enterprise.objects.get(credit_code=CODE_A).ip_surveyed is True
 
 
+def test_a_contact_that_cannot_be_reached_is_named_with_its_row_and_nothing_is_imported(db):
+    file = workbook({"enterprises": [
+        ["credit_code", "name", "contact_phone", "contact_email"],
+        [CODE_A, "甲", "+86 21 5555-0101 转 12", "rd@a.example.cn"],
+        [CODE_B, "乙", "电话待补", "not-an-email"],
+    ]})
+    result = do_import(file)
+    assert not result.ok
+    assert {(e.row, e.column) for e in result.errors} == {(3, "联系电话"), (3, "联系邮箱")}
+    assert not Enterprise.objects.exists()
+
+
 def test_a_file_with_bad_rows_is_rejected_whole_with_every_problem_reported(db):
     file = workbook(
         {

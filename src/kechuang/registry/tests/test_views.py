@@ -197,6 +197,18 @@ def _staff_form(enterprise: Enterprise) -> dict:
     return {**data, **_basic(enterprise)}
 
 
+@pytest.mark.parametrize(
+    "field, value", [("contact_email", "not-an-email"), ("contact_phone", "xxxx"), ("contact_phone", "12")]
+)
+def test_a_contact_that_cannot_be_reached_is_refused_on_its_field(ent_alice, alice_corp, field, value):
+    response = logged_in(ent_alice).post(edit(ALICE_CODE), {**_basic(alice_corp), field: value})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert field in form.errors and value in response.content.decode(), "the input is kept"
+    alice_corp.refresh_from_db()
+    assert getattr(alice_corp, field) == ""
+
+
 def test_an_enterprise_user_edits_their_contact_data_and_it_is_audited(ent_alice, alice_corp):
     response = logged_in(ent_alice).post(
         edit(ALICE_CODE), {**_basic(alice_corp), "contact_phone": "021-5555 0101"}
