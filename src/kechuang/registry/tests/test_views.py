@@ -151,7 +151,7 @@ def test_the_detail_page_shows_years_ip_certifications_and_history(staff_zhang, 
     page = client.get(detail(ALICE_CODE)).content.decode()
     for text in (
         "2024",
-        "52900000.00",
+        "52,900,000.00",
         "ZL202010000001.X",
         "202331010700000123",
         "赵经理",

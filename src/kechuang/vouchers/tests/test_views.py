@@ -218,6 +218,8 @@ def test_auditor_reads_the_ledger_but_cannot_act(prog, auditor_li, applied):
     auditor = login(auditor_li)
     page = auditor.get(reverse("vouchers:ledger", args=[prog.pk])).content.decode()
     assert "平衡" in page and "订单用券" in page
+    program = auditor.get(reverse("vouchers:program", args=[prog.pk])).content.decode()
+    assert prog.budget >= 1000 and f"¥{prog.budget:,}" in program  # 1,000,000.00, as people read it
     assert auditor.get(reverse("vouchers:order", args=[applied.pk])).status_code == 200
     assert (
         auditor.post(

@@ -1,10 +1,13 @@
-"""Template helpers for the layout: what the current user may do, and their role's name.
+"""Template helpers for the layout: what the current user may do, their role's name, and
+amounts as people read them.
 
 The checks themselves live in ``kechuang.accounts.roles``; templates only ask,
 so a hidden link is never the only thing standing between a user and a page.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
 
 from django import template
 
@@ -86,3 +89,20 @@ def sheet_label(entity: str) -> str:
 
     sheet = sheet_named(entity)
     return f"{sheet.zh} ({entity})" if sheet else entity
+
+
+@register.filter
+def yuan(value: object) -> object:
+    """An amount as commission staff read it: thousands separated, two decimals
+    (45000 → 45,000.00). Never rounded: a value finer than a fen keeps its digits. None
+    and "" pass through, for ``default``/``default_if_none`` to show."""
+    if value is None or value == "" or isinstance(value, bool):
+        return value
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    if not amount.is_finite():
+        return value
+    fen = amount.quantize(Decimal("0.01"))
+    return format(fen if fen == amount else amount, ",")

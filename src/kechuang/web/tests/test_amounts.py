@@ -1,0 +1,27 @@
+"""Amounts on the pages: thousands separated and two decimals, never rounded."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kechuang.web.templatetags.kechuang_web import yuan
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (45000, "45,000.00"),
+        (Decimal("52900000.00"), "52,900,000.00"),
+        (Decimal("1234567.5"), "1,234,567.50"),
+        (Decimal("-1200"), "-1,200.00"),
+        ("3740000.00", "3,740,000.00"),
+        (Decimal("0.005"), "0.005"),  # finer than a fen: shown whole, not rounded away
+        (None, None),
+        ("", ""),
+        ("—", "—"),
+    ],
+)
+def test_an_amount_reads_as_people_write_it(value, shown):
+    assert yuan(value) == shown
