@@ -46,6 +46,15 @@ def _attempt(request: HttpRequest, call: Callable[[], Any], success: str) -> boo
     return True
 
 
+def _refused(
+    request: HttpRequest, name: str, form: Any, exc: KechuangError | None = None
+) -> HttpResponse:
+    """The voucher page again with ``form`` (context name ``name``) as submitted."""
+    if exc is not None:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    return _render_home(request, status=400, **{name: form})
+
+
 def _back(request: HttpRequest, default: str = "vouchers:home") -> HttpResponse:
     # Only ever redirect within the site.
     target = request.POST.get("next", "")
@@ -56,6 +65,12 @@ def _back(request: HttpRequest, default: str = "vouchers:home") -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    return _render_home(request)
+
+
+def _render_home(request: HttpRequest, status: int = 200, **bound: Any) -> HttpResponse:
+    """Each role's voucher page; ``bound``: a submitted form shown again (what was typed
+    kept, each problem beside its field) in place of the empty one."""
     user = request.user
     access.require_signed_in(user)
     context: dict[str, Any] = {"key": _key(), "programs": Program.objects.all()}
@@ -102,7 +117,8 @@ def home(request: HttpRequest) -> HttpResponse:
         context.update(role="auditor")
     else:
         raise PermissionDenied("no voucher role")
-    return render(request, "vouchers/home.html", context)
+    context.update(bound)
+    return render(request, "vouchers/home.html", context, status=status)
 
 
 # ---------------------------------------------------------------- programs
@@ -178,17 +194,16 @@ def program_create(request: HttpRequest) -> HttpResponse:
     access.require_staff(request.user)
     form = ProgramForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("请检查项目信息。") + " " + form.errors.as_text())
-        return redirect("vouchers:home")
-    _attempt(
-        request,
-        lambda: services.program_create(
+        return _refused(request, "program_form", form)
+    try:
+        services.program_create(
             actor=request.user,
             idempotency_key=request.POST.get("idempotency_key", ""),
             **form.cleaned_data,
-        ),
-        _("项目已创建，预算已入账。"),
-    )
+        )
+    except KechuangError as exc:
+        return _refused(request, "program_form", form, exc)
+    messages.success(request, _("项目已创建，预算已入账。"))
     return redirect("vouchers:home")
 
 
@@ -240,14 +255,13 @@ def institution_apply(request: HttpRequest) -> HttpResponse:
     if not access.is_institution_user(request.user):
         raise PermissionDenied("institution users only")
     form = InstitutionForm(request.POST)
-    if form.is_valid():
-        _attempt(
-            request,
-            lambda: services.institution_apply(actor=request.user, **form.cleaned_data),
-            _("入库申请已提交。"),
-        )
-    else:
-        messages.error(request, form.errors.as_text())
+    if not form.is_valid():
+        return _refused(request, "institution_form", form)
+    try:
+        services.institution_apply(actor=request.user, **form.cleaned_data)
+    except KechuangError as exc:
+        return _refused(request, "institution_form", form, exc)
+    messages.success(request, _("入库申请已提交。"))
     return redirect("vouchers:home")
 
 
@@ -276,16 +290,13 @@ def offering_create(request: HttpRequest) -> HttpResponse:
     if inst is None:
         raise PermissionDenied("institution users only")
     form = OfferingForm(request.POST)
-    if form.is_valid():
-        _attempt(
-            request,
-            lambda: services.offering_create(
-                institution=inst, actor=request.user, **form.cleaned_data
-            ),
-            _("服务已发布。"),
-        )
-    else:
-        messages.error(request, form.errors.as_text())
+    if not form.is_valid():
+        return _refused(request, "offering_form", form)
+    try:
+        services.offering_create(institution=inst, actor=request.user, **form.cleaned_data)
+    except KechuangError as exc:
+        return _refused(request, "offering_form", form, exc)
+    messages.success(request, _("服务已发布。"))
     return redirect("vouchers:home")
 
 
@@ -299,21 +310,20 @@ def quota_apply(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("enterprise users only")
     form = QuotaApplyForm(request.POST)
     if not form.is_valid():
-        messages.error(request, form.errors.as_text())
-        return redirect("vouchers:home")
+        return _refused(request, "quota_form", form)
     data = form.cleaned_data
-    _attempt(
-        request,
-        lambda: services.quota_apply(
+    try:
+        services.quota_apply(
             program=data["program"],
             enterprise=request.user.enterprise,
             actor=request.user,
             amount=data["amount"],
             applicant_type=data["applicant_type"],
             applicant_facts=form.applicant_facts(),
-        ),
-        _("额度申请已提交。"),
-    )
+        )
+    except KechuangError as exc:
+        return _refused(request, "quota_form", form, exc)
+    messages.success(request, _("额度申请已提交。"))
     return redirect("vouchers:home")
 
 
@@ -355,15 +365,11 @@ def order_create(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("enterprise users only")
     form = OrderForm(request.POST)
     if not form.is_valid():
-        messages.error(request, form.errors.as_text())
-        return redirect("vouchers:home")
+        return _refused(request, "order_form", form)
     data = dict(form.cleaned_data)
     offering = get_object_or_404(Offering, pk=data.pop("offering"))
     program = data.pop("program")
-    order = None
-
-    def create() -> None:
-        nonlocal order
+    try:
         order = services.order_create(
             program=program,
             enterprise=request.user.enterprise,
@@ -371,10 +377,10 @@ def order_create(request: HttpRequest) -> HttpResponse:
             actor=request.user,
             **data,
         )
-
-    if _attempt(request, create, _("订单已登记。")):
-        return redirect("vouchers:order", order.pk)
-    return redirect("vouchers:home")
+    except KechuangError as exc:
+        return _refused(request, "order_form", form, exc)
+    messages.success(request, _("订单已登记。"))
+    return redirect("vouchers:order", order.pk)
 
 
 @login_required
