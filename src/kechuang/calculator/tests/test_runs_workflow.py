@@ -55,7 +55,7 @@ def test_staff_run_review_confirm_and_enterprise_accepts(
     dropped, kept = payable[0], payable[1]
     detail = client.get(f"/calculator/runs/{run.pk}/results/{kept.pk}/")
     assert detail.status_code == 200
-    assert kept.policy_id in detail.content.decode() and "eligible" in detail.content.decode()
+    assert kept.policy_id in detail.content.decode() and 'data-verdict="eligible">符合<' in detail.content.decode()
 
     # Excluding needs a written reason; it is audited.
     response = client.post(f"/calculator/runs/{run.pk}/results/{dropped.pk}/exclude/", {"reason": ""})

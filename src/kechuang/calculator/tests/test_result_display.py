@@ -1,0 +1,21 @@
+"""Run results as people read them: verdicts in words, field lists that wrap."""
+
+from __future__ import annotations
+
+from django.utils import translation
+
+from kechuang.calculator.templatetags.calculator_tags import field_list, verdict_label
+
+
+def test_a_verdict_reads_in_the_pages_language():
+    assert verdict_label("needs_data") == "需补充数据"
+    with translation.override("en"):
+        assert verdict_label("needs_data") == "Needs data"
+    assert verdict_label("something_new") == "something_new"
+
+
+def test_a_stored_field_list_reads_with_spaces_so_a_table_cell_can_wrap():
+    assert field_list("financials.2024.sales_revenue,ip.class1_count,") == (
+        "financials.2024.sales_revenue, ip.class1_count"
+    )
+    assert field_list("") == ""
