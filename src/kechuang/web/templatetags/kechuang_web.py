@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.utils.translation import gettext as _
 
 from kechuang.accounts import roles
 
@@ -106,3 +107,20 @@ def yuan(value: object) -> object:
         return value
     fen = amount.quantize(Decimal("0.01"))
     return format(fen if fen == amount else amount, ",")
+
+
+@register.filter
+def plain(value: object) -> object:
+    """A stored JSON value as a person reads it, not as Python prints it: a mapping as
+    ``key: value, …``, a list of mappings one per ``;``, yes/no for booleans. None passes
+    through, for ``default_if_none`` to show."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _("是") if value else _("否")
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        separator = "; " if any(isinstance(v, dict) for v in value) else ", "
+        return separator.join(str(plain(v)) for v in value)
+    return value
