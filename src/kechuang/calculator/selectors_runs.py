@@ -3,6 +3,7 @@ exports and the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections import Counter
@@ -144,6 +145,35 @@ def result_outputs(
         outputs = {"verdict": result.verdict,
                    "missing_fields": [f for f in result.missing_fields.split(",") if f]}
     return outputs
+
+
+def output_rows(outputs: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A decision's nested outputs as (dotted path, value) rows, in their order."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in outputs.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += output_rows(value, path + ".")
+        else:
+            rows.append((path, value))
+    return rows
+
+
+def facts_rows(row: dict[str, Any], as_of: Any) -> list[tuple[str, str, Any, str]]:
+    """The known values of a stored facts row as (column, the field it stands for as of
+    the run date, value, type): dates as dates, for the page to show as people read them."""
+    from kechuang.rules.facts import COLUMNS_BY_NAME, int_date
+
+    out = []
+    for name, value in row.items():
+        column = COLUMNS_BY_NAME.get(name)
+        if value is None or column is None:
+            continue
+        if column.type == "date" and isinstance(value, int):
+            with contextlib.suppress(ValueError):  # an invalid date is shown as stored
+                value = int_date(value)
+        out.append((name, column.nested_path(as_of), value, column.type))
+    return out
 
 
 def offers_for_enterprise(enterprise_id: int) -> QuerySet[MianshenOffer]:

@@ -12,8 +12,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kechuang.calculator import access_runs, law, runs, selectors_runs, services_runs
@@ -147,13 +147,15 @@ def run_result(request: HttpRequest, run_id: int, result_id: int) -> HttpRespons
         # The stored decision no longer follows from the kept inputs: say so, and show
         # no explanation that would not be this decision's.
         decision, outputs, refused = None, None, e.message
+    lang = "en" if (get_language() or "").startswith("en") else "zh"
     return render(
         request,
         "calculator/runs/result.html",
-        {"run": run, "result": result, "outputs": outputs, "decision": decision,
-         "refused": refused,
+        {"run": run, "result": result, "decision": decision, "refused": refused,
+         "outputs": selectors_runs.output_rows(outputs) if outputs else None,
+         "explanation": decision.explain(lang) if decision is not None else "",
          # What the run read (its stored row), the known values only.
-         "facts": [(k, v) for k, v in facts.items() if v is not None] if facts else None},
+         "facts": selectors_runs.facts_rows(facts, run.as_of) if facts else None},
         status=409 if refused else 200,
     )
 

@@ -5,9 +5,11 @@ then is a benefit record created."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from kechuang.accounts.models import AuditLog, Role
 from kechuang.calculator.models_runs import (
@@ -56,6 +58,15 @@ def test_staff_run_review_confirm_and_enterprise_accepts(
     detail = client.get(f"/calculator/runs/{run.pk}/results/{kept.pk}/")
     assert detail.status_code == 200
     assert kept.policy_id in detail.content.decode() and 'data-verdict="eligible">符合<' in detail.content.decode()
+    # What the run read, as people read it: dates as dates, amounts with separators.
+    facts = detail.content.decode().split('data-testid="facts"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td[^>]*>\d{4}-\d{2}-\d{2}</td>", facts), "a registration date shown as a date"
+    assert not re.search(r">(19|20)\d{6}<", facts), "no yyyymmdd integers"
+    assert "{'" not in detail.content.decode(), "no Python reprs"
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    english = client.get(f"/calculator/runs/{run.pk}/results/{kept.pk}/").content.decode()
+    assert "Verdict: eligible" in english and "结论: 符合" not in english
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
 
     # Excluding needs a written reason; it is audited.
     response = client.post(f"/calculator/runs/{run.pk}/results/{dropped.pk}/exclude/", {"reason": ""})
