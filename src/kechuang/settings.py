@@ -172,6 +172,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# ISO dates in both languages (kechuang/formats): "Nov. 25, 2026" beside "2026-11-25" misleads.
+FORMAT_MODULE_PATH = ["kechuang.formats"]
 TIME_ZONE = env_str("KECHUANG_TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True

@@ -43,3 +43,17 @@ def test_an_amount_reads_as_people_write_it(value, shown):
 )
 def test_a_stored_value_reads_as_text_not_as_python(value, shown):
     assert plain(value) == shown
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_dates_read_the_same_in_both_languages(language):
+    import datetime as dt
+
+    from django.template import Context, Template
+    from django.utils import translation
+
+    with translation.override(language):
+        shown = Template("{{ d }} · {{ d|date }} · {{ t }}").render(
+            Context({"d": dt.date(2026, 11, 25), "t": dt.datetime(2026, 11, 25, 12, 13)})
+        )
+    assert shown == "2026-11-25 · 2026-11-25 · 2026-11-25 12:13"
