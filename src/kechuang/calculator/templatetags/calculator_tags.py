@@ -1,10 +1,13 @@
-"""How run results read on the pages: verdicts in words, field lists that wrap."""
+"""How run results read on the pages: policies by their titles, verdicts in words, field
+lists that wrap."""
 
 from __future__ import annotations
 
 from django import template
+from django.utils.translation import get_language
 
 from kechuang.calculator.selectors import VERDICT_LABELS
+from kechuang.rules import UnknownPolicy, get_policy
 
 register = template.Library()
 
@@ -20,3 +23,13 @@ def verdict_label(verdict: str) -> str:
 def field_list(stored: str) -> str:
     """A stored list of input paths ("a,b,") as people read it ("a, b"): it wraps."""
     return ", ".join(part for part in (stored or "").split(",") if part)
+
+
+@register.filter
+def policy_title(policy_id: str) -> str:
+    """A policy's title in the page's language (its id when no policy file has it)."""
+    try:
+        title = get_policy(policy_id).title
+    except UnknownPolicy:
+        return policy_id
+    return title.en if (get_language() or "").startswith("en") else title.zh

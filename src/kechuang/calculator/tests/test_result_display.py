@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils import translation
 
-from kechuang.calculator.templatetags.calculator_tags import field_list, verdict_label
+from kechuang.calculator.templatetags.calculator_tags import field_list, policy_title, verdict_label
 
 
 def test_a_verdict_reads_in_the_pages_language():
@@ -19,3 +19,10 @@ def test_a_stored_field_list_reads_with_spaces_so_a_table_cell_can_wrap():
         "financials.2024.sales_revenue, ip.class1_count"
     )
     assert field_list("") == ""
+
+
+def test_a_policy_reads_by_its_title_in_the_pages_language():
+    assert policy_title("hte") == "高新技术企业认定"
+    with translation.override("en"):
+        assert policy_title("hte").startswith("High")
+    assert policy_title("retired_policy") == "retired_policy"
