@@ -111,16 +111,13 @@ def check_facts_file(
     eid = _quoted("entity_id")
     # Two rows for one enterprise would give it two decisions, and which one a reader
     # of the results takes would depend on the file's order.
-    tests.append((
-        f"count({eid}) - count(DISTINCT {eid})",
-        "同一 entity_id 出现在多行 / the same entity_id is on more than one row",
-    ))
+    repeated = f"count({eid}) - count(DISTINCT {eid})"
+    tests.append((repeated, "同一 entity_id 出现在多行 / the same entity_id is on more than one row"))
     counts = con.execute(f"SELECT {', '.join(t for t, _ in tests)} FROM {src}").fetchone()
     for (test, message), count in zip(tests, counts, strict=True):
+        if count and test is repeated:
+            raise ValueError(f"{message} ({_repeated_ids(con, src)}; {count} 行多余 extra rows)")
         if count:
-            if "DISTINCT" in test:
-                message += f" ({_repeated_ids(con, src)}; {count} 行多余 extra rows)"
-                raise ValueError(message)
             raise ValueError(f"{message} ({count} 行 rows)")
 
 
