@@ -97,7 +97,10 @@ def enterprise_update(*, actor: Any, enterprise: Enterprise, **changes: Any) -> 
         for k, v in changes.items():
             setattr(current, k, v)
         if before:
-            current.full_clean()
+            # Only what changes is checked: a value stored before a check existed (a
+            # contact phone of "无") must not block every other correction.
+            unchanged = [f.name for f in Enterprise._meta.fields if f.name not in before]
+            current.full_clean(exclude=unchanged)
             current.save(update_fields=[*before, "updated_at"])
             audit_record(
                 actor=actor,

@@ -322,11 +322,19 @@ def test_a_field_the_api_does_not_know_is_refused_not_ignored(staff_zhang, alice
     assert alice_corp.contact_name == "" and alice_corp.name == "上海爱丽丝软件有限公司"
 
 
-def test_an_e_mail_address_that_is_none_is_refused_naming_it(ent_alice, alice_corp):
+def test_an_e_mail_address_that_is_not_one_is_refused_naming_it(ent_alice, alice_corp):
     response = Api(ent_alice).patch(f"/enterprises/{ALICE_CODE}", {"contact_email": "rd at alice"})
     assert response.status_code == 400 and response.json()["extra"]["field"] == "contact_email"
     alice_corp.refresh_from_db()
     assert alice_corp.contact_email == ""
+
+
+def test_a_contact_stored_before_the_checks_does_not_block_other_changes(staff_zhang, alice_corp):
+    Enterprise.objects.filter(pk=alice_corp.pk).update(contact_phone="无", contact_email="见合同")
+    response = Api(staff_zhang).patch(f"/enterprises/{ALICE_CODE}", {"compliance_checked": True})
+    assert response.status_code == 200, response.content
+    alice_corp.refresh_from_db()
+    assert alice_corp.compliance_checked is True and alice_corp.contact_phone == "无"
 
 
 @pytest.mark.parametrize("field", ["contact_email", "industry_code"])
