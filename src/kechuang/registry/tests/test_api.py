@@ -330,7 +330,9 @@ def test_an_e_mail_address_that_is_not_one_is_refused_naming_it(ent_alice, alice
 
 
 def test_a_contact_stored_before_the_checks_does_not_block_other_changes(staff_zhang, alice_corp):
-    Enterprise.objects.filter(pk=alice_corp.pk).update(contact_phone="无", contact_email="见合同")
+    Enterprise.objects.filter(pk=alice_corp.pk).update(
+        contact_phone="无", contact_email="见合同", compliance_checked=False
+    )
     response = Api(staff_zhang).patch(f"/enterprises/{ALICE_CODE}", {"compliance_checked": True})
     assert response.status_code == 200, response.content
     alice_corp.refresh_from_db()
