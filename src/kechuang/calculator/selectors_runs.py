@@ -3,7 +3,6 @@ exports and the CLI."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 from collections import Counter
@@ -21,7 +20,7 @@ from kechuang.calculator.models_runs import (
     Notification,
     Reform,
 )
-from kechuang.rules import get_policy
+from kechuang.rules import get_policy, policy_ids
 
 VERDICTS = ("eligible", "needs_review", "needs_data", "ineligible")
 
@@ -170,8 +169,10 @@ def facts_rows(row: dict[str, Any], as_of: Any) -> list[tuple[str, str, Any, str
         if value is None or column is None:
             continue
         if column.type == "date" and isinstance(value, int):
-            with contextlib.suppress(ValueError):  # an invalid date is shown as stored
-                value = int_date(value)
+            try:
+                value = int_date(value).isoformat()
+            except ValueError:
+                value = str(value)  # the row's own invalid date, shown as stored
         out.append((name, column.nested_path(as_of), value, column.type))
     return out
 
@@ -205,7 +206,11 @@ def needs_data_for_enterprise(enterprise_id: int) -> list[MianshenResult]:
         .order_by("-run__created_at", "-run_id")
     ):
         latest.setdefault(r.policy_id, r)
-    results = [r for _, r in sorted(latest.items()) if r.verdict == "needs_data"]
+    # A policy whose file is gone can ask for nothing any more (nor name its facts).
+    known = set(policy_ids())
+    results = [
+        r for pid, r in sorted(latest.items()) if r.verdict == "needs_data" and pid in known
+    ]
     for r in results:
         r.missing_labels = runs.missing_labels(r.policy_id, r.run.as_of, r.missing_fields)
     return results

@@ -26,3 +26,16 @@ def test_a_policy_reads_by_its_title_in_the_pages_language():
     with translation.override("en"):
         assert policy_title("hte").startswith("High")
     assert policy_title("retired_policy") == "retired_policy"
+
+
+def test_the_facts_a_run_read_show_dates_as_dates_and_an_impossible_one_as_stored():
+    import datetime as dt
+
+    from kechuang.calculator.selectors_runs import facts_rows
+
+    rows = facts_rows(
+        {"registration_date": 20240229, "as_of": 20240230, "ip_class1_count": None},
+        dt.date(2025, 6, 30),
+    )
+    shown = {name: value for name, _, value, _ in rows}
+    assert shown == {"registration_date": "2024-02-29", "as_of": "20240230"}

@@ -112,6 +112,10 @@ def test_needs_data_names_the_facts_and_the_next_run_picks_them_up(
     with django_capture_on_commit_callbacks(execute=True):
         mianshen_run_confirm(run=second, actor=staff_zhang)
     assert HTE not in to_supply()
+    # A policy whose file was since retired asks for nothing (and breaks no page).
+    first.results.filter(credit_code=bob_corp.credit_code).update(policy_id="retired_policy")
+    assert client.get(reverse("calculator:mianshen_offers")).status_code == 200
+    assert "retired_policy" not in to_supply()
 
 
 @pytest.mark.django_db

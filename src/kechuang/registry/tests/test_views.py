@@ -209,6 +209,20 @@ def test_a_contact_that_cannot_be_reached_is_refused_on_its_field(ent_alice, ali
     assert getattr(alice_corp, field) == ""
 
 
+def test_a_refusal_by_the_model_shows_beside_its_field(ent_alice, alice_corp, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+    from kechuang.registry import services
+
+    def refuse(**kwargs):
+        raise ValidationError({"address": ["地址无法核实 / address cannot be verified"]})
+
+    monkeypatch.setattr(services, "enterprise_update", refuse)
+    response = logged_in(ent_alice).post(edit(ALICE_CODE), {**_basic(alice_corp), "address": "某处"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["address"] == ["地址无法核实 / address cannot be verified"]
+
+
 def test_an_enterprise_user_edits_their_contact_data_and_it_is_audited(ent_alice, alice_corp):
     response = logged_in(ent_alice).post(
         edit(ALICE_CODE), {**_basic(alice_corp), "contact_phone": "021-5555 0101"}
