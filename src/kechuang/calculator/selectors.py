@@ -70,6 +70,20 @@ PER_APPLICATION_COLUMNS = frozenset(
         "service_category_eligible",
     }
 )
+def application_inputs(policy: Policy) -> list[str]:
+    """The inputs ``policy`` always needs from one application (a contract, a tax year's
+    R&D), which no registry holds: such a policy is checked per application, never run
+    over the registry (every enterprise would come out needs_data, asked for facts it
+    cannot supply there)."""
+    return [
+        name
+        for name, inp in policy.inputs.items()
+        if name in PER_APPLICATION_COLUMNS
+        and inp.required is not None
+        and inp.required.text.strip().upper() == "TRUE"
+    ]
+
+
 #: Facts the commission records on its register of certificates and awards.
 REGISTER_COLUMNS = frozenset(
     {

@@ -34,6 +34,7 @@ from kechuang.calculator.models_runs import (
     Notification,
     Reform,
 )
+from kechuang.calculator.selectors import application_inputs
 from kechuang.errors import KechuangError, checked_text
 from kechuang.registry.selectors import enterprise_list
 from kechuang.rules import NotInForce, get_policy, policy_ids
@@ -78,6 +79,15 @@ def mianshen_run_start(
 
     ``is_baseline``: the law-in-force side of a reform's comparison, never paid."""
     ids = runs.check_policies(policies)
+    for pid in ids:
+        per_application = application_inputs(get_policy(pid))
+        if per_application:
+            raise KechuangError(
+                f"{pid} 需逐项申请提供的数据（{', '.join(per_application)}），不能对企业库批量比对 / "
+                f"{pid} needs the facts of each application ({', '.join(per_application)}): "
+                "it cannot be run over the registry",
+                field="policies",
+            )
     if not isinstance(as_of, dt.date):
         raise KechuangError("as_of must be a date", field="as_of")
     for pid in ids:

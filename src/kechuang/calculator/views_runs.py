@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from kechuang.calculator import access_runs, law, runs, selectors_runs, services_runs
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun
+from kechuang.calculator.selectors import application_inputs
 from kechuang.errors import KechuangError
 from kechuang.registry.selectors import enterprise_streets
 from kechuang.rules import get_policy, policy_ids
@@ -27,7 +28,12 @@ PAGE_SIZE = 50
 
 
 def _policy_choices() -> list[tuple[str, str]]:
-    return [(pid, f"{get_policy(pid).title.zh} ({pid})") for pid in policy_ids()]
+    """The policies a run can decide from the registry (not those needing an application)."""
+    return [
+        (pid, f"{get_policy(pid).title.zh} ({pid})")
+        for pid in policy_ids()
+        if not application_inputs(get_policy(pid))
+    ]
 
 
 class RunStartForm(forms.Form):

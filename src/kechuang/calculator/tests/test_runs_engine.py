@@ -11,10 +11,11 @@ from django.db import connection
 
 from kechuang.calculator import runs, selectors_runs
 from kechuang.calculator.models_runs import MianshenRun
+from kechuang.calculator.selectors import application_inputs
 from kechuang.calculator.services_runs import mianshen_run_start
 from kechuang.registry.demo import demo_build
 from kechuang.registry.selectors import enterprise_facts_rows
-from kechuang.rules import evaluate_flat, policy_ids
+from kechuang.rules import evaluate_flat, get_policy, policy_ids
 
 AS_OF = dt.date(2025, 6, 30)
 
@@ -31,11 +32,28 @@ def demo_district(db):
     demo_build(count=40)
 
 
+def registry_policies() -> list[str]:
+    """Every policy a run can decide from the registry (not those needing an application)."""
+    return [pid for pid in policy_ids() if not application_inputs(get_policy(pid))]
+
+
+@pytest.mark.django_db
+def test_a_policy_that_needs_an_application_is_refused_before_any_run(staff_zhang):
+    from kechuang.errors import KechuangError
+
+    for pid in ("voucher", "rd_super_deduction"):
+        with pytest.raises(KechuangError) as refused:
+            mianshen_run_start(policies=["hte", pid], as_of=AS_OF, actor=staff_zhang)
+        assert refused.value.field == "policies" and pid in refused.value.message
+    assert not MianshenRun.objects.exists()
+    assert set(registry_policies()) >= {"hte", "tsme", "district_hte_first_reward"}
+
+
 @pytest.mark.django_db
 def test_run_verdicts_equal_explaining_each_enterprise(
     demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
 ):
-    ids = policy_ids()
+    ids = registry_policies()
     run = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
     assert run.status == MianshenRun.Status.DONE, run.error
     assert run.facts_count == 40
@@ -65,7 +83,7 @@ def test_run_verdicts_equal_explaining_each_enterprise(
 def test_rerunning_the_same_inputs_gives_the_same_results(
     demo_district, staff_zhang, immediate_tasks, django_capture_on_commit_callbacks
 ):
-    ids = policy_ids()
+    ids = registry_policies()
     first = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
     second = start(django_capture_on_commit_callbacks, policies=ids, as_of=AS_OF, actor=staff_zhang)
     assert first.facts_hash and first.facts_hash == second.facts_hash
@@ -85,7 +103,7 @@ def test_rerunning_the_same_inputs_gives_the_same_results(
 def test_a_run_outside_a_transaction_gives_the_same_results(staff_zhang, immediate_tasks):
     """As the worker runs it: committed rows, so PostgreSQL inserts policies in parallel."""
     demo_build(count=30)
-    ids = policy_ids()
+    ids = registry_policies()
     run = mianshen_run_start(policies=ids, as_of=AS_OF, actor=staff_zhang)  # on_commit: now
     run.refresh_from_db()
     assert run.status == MianshenRun.Status.DONE, run.error
