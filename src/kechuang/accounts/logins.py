@@ -72,24 +72,19 @@ def record_login_failure(
 @receiver(user_logged_in)
 def record_login(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
     # Who entered the system, when and from where: 等保 asks for it beside the failures.
-    audit_record(
-        actor=user,
-        action="login",
-        obj_type="user",
-        obj_id=user.get_username()[:NAME_KEPT],
-        before=None,
-        after=None,
-        note=f"ip {_client_ip(request)}",
-    )
+    _record_session(user, request, "login")
 
 
 @receiver(user_logged_out)
 def record_logout(sender: Any, request: Any, user: User | None, **kwargs: Any) -> None:
-    if user is None:  # a visitor who was not logged in
-        return
+    if user is not None:  # (None: a visitor who was not logged in)
+        _record_session(user, request, "logout")
+
+
+def _record_session(user: User, request: Any, action: str) -> None:
     audit_record(
         actor=user,
-        action="logout",
+        action=action,
         obj_type="user",
         obj_id=user.get_username()[:NAME_KEPT],
         before=None,
