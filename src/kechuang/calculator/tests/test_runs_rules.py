@@ -97,6 +97,10 @@ def test_needs_data_names_the_facts_and_the_next_run_picks_them_up(
             'data-testid="needs-data"' in page) else ""
 
     assert HTE in to_supply()
+    # The link leads to the self-check, which says for each fact where it is kept and who
+    # supplies it (the registry's own pages hold only some of them).
+    page = client.get(reverse("calculator:mianshen_offers")).content.decode()
+    assert reverse("calculator:selfcheck", args=[bob_corp.credit_code]) in page
     # A later confirmed run of another policy says nothing about what hte still lacks.
     other = run_now(django_capture_on_commit_callbacks, [GIANT], staff_zhang)
     with django_capture_on_commit_callbacks(execute=True):
