@@ -39,6 +39,8 @@ $K collectstatic --noinput -v 0
 echo "== accounts and demo district"
 $K setup_admin
 $K demo
+# A voucher program with an approved institution, quotas and one claimed order (once).
+$K vouchers_demo
 echo "== background worker (免申即享 runs; log in $KECHUANG_DATA_DIR/worker.log)"
 # django-tasks' database worker: a run queued or interrupted survives restarts of either process.
 $K db_worker --queue-name '*' >>"$KECHUANG_DATA_DIR/worker.log" 2>&1 &
