@@ -20,6 +20,7 @@ from kechuang.calculator import access_runs, law, runs, selectors_runs, services
 from kechuang.calculator.models_runs import MianshenResult, MianshenRun
 from kechuang.calculator.selectors import application_inputs
 from kechuang.errors import KechuangError
+from kechuang.registry import codes
 from kechuang.registry.selectors import enterprise_streets
 from kechuang.rules import get_policy, policy_ids
 
@@ -46,7 +47,8 @@ class RunStartForm(forms.Form):
     certification = forms.ChoiceField(
         label=gettext_lazy("资质"),
         required=False,
-        choices=[("", "—"), ("hte", "高新技术企业"), ("tsme", "科技型中小企业"), ("little_giant", "科技小巨人")],
+        choices=[("", "—")]
+        + [c for c in codes.CERTIFICATION_CHOICES if c[0] in ("hte", "tsme", "little_giant")],
     )
 
     def __init__(self, *args, **kwargs) -> None:

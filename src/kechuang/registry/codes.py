@@ -11,6 +11,7 @@ from functools import cache
 from importlib import resources
 
 import yaml
+from django.utils.translation import gettext_lazy, gettext_noop
 
 
 @cache
@@ -43,30 +44,31 @@ def industry_labels_by_division() -> dict[str, str]:
 # 植物新品种, 国家级农作物品种, 国家新药, 国家一级中药保护品种, 集成电路布图设计专有权;
 # Ⅱ类: 实用新型, 外观设计, 软件著作权 (never trademarks).
 IP_TYPES: tuple[tuple[str, str, str], ...] = (
-    ("invention_patent", "发明专利", "I"),
-    ("defense_patent", "国防专利", "I"),
-    ("plant_variety", "植物新品种", "I"),
-    ("national_crop_variety", "国家级农作物品种", "I"),
-    ("national_new_drug", "国家新药", "I"),
-    ("tcm_protected_variety_grade1", "国家一级中药保护品种", "I"),
-    ("ic_layout_design", "集成电路布图设计", "I"),
-    ("utility_model", "实用新型", "II"),
-    ("design_patent", "外观设计", "II"),
-    ("software_copyright", "软件著作权", "II"),
+    ("invention_patent", gettext_noop("发明专利"), "I"),
+    ("defense_patent", gettext_noop("国防专利"), "I"),
+    ("plant_variety", gettext_noop("植物新品种"), "I"),
+    ("national_crop_variety", gettext_noop("国家级农作物品种"), "I"),
+    ("national_new_drug", gettext_noop("国家新药"), "I"),
+    ("tcm_protected_variety_grade1", gettext_noop("国家一级中药保护品种"), "I"),
+    ("ic_layout_design", gettext_noop("集成电路布图设计"), "I"),
+    ("utility_model", gettext_noop("实用新型"), "II"),
+    ("design_patent", gettext_noop("外观设计"), "II"),
+    ("software_copyright", gettext_noop("软件著作权"), "II"),
 )
-IP_TYPE_CHOICES = [(code, name) for code, name, _cls in IP_TYPES]
+# Names are Chinese (files are imported by them); shown in the page's language.
+IP_TYPE_CHOICES = [(code, gettext_lazy(name)) for code, name, _cls in IP_TYPES]
 IP_CLASS = {code: cls for code, _name, cls in IP_TYPES}
 IP_TYPE_BY_NAME = {name: code for code, name, _cls in IP_TYPES}
 
 CERTIFICATIONS: tuple[tuple[str, str], ...] = (
-    ("hte", "高新技术企业"),
-    ("tsme", "科技型中小企业"),
-    ("little_giant", "科技小巨人企业"),
-    ("specialized_sme", "专精特新中小企业"),
-    ("specialized_little_giant", "专精特新“小巨人”企业"),
-    ("technology_center", "企业技术中心"),
+    ("hte", gettext_noop("高新技术企业")),
+    ("tsme", gettext_noop("科技型中小企业")),
+    ("little_giant", gettext_noop("科技小巨人企业")),
+    ("specialized_sme", gettext_noop("专精特新中小企业")),
+    ("specialized_little_giant", gettext_noop("专精特新“小巨人”企业")),
+    ("technology_center", gettext_noop("企业技术中心")),
 )
-CERTIFICATION_CHOICES = [(code, name) for code, name in CERTIFICATIONS]
+CERTIFICATION_CHOICES = [(code, gettext_lazy(name)) for code, name in CERTIFICATIONS]
 CERTIFICATION_BY_NAME = {name: code for code, name in CERTIFICATIONS}
 
 PROVINCIAL_OR_HIGHER = ("national", "provincial")

@@ -98,7 +98,8 @@ def test_the_error_pages_render_without_a_request_context():
 
 def test_every_marked_string_of_the_code_is_in_the_english_catalog():
     """A string marked for translation but missing from the catalog shows in Chinese on an
-    English page: every ``{% translate "…" %}`` of a template and ``_("…")`` of the code."""
+    English page: every ``{% translate "…" %}`` of a template and ``_("…")`` or
+    ``gettext_noop("…")`` of the code."""
     src = Path(__file__).resolve().parents[2]
     catalog = {e["msgid"] for e in read_po(LOCALE / "en" / "LC_MESSAGES" / "django.po")}
     marked = set()
@@ -108,6 +109,25 @@ def test_every_marked_string_of_the_code_is_in_the_english_catalog():
         if "tests" in path.parts or "migrations" in path.parts:
             continue
         text = path.read_text("utf-8")
-        marked |= {(path, m) for m in re.findall(r'\b_l?\(\s*"((?:[^"\\\n]|\\.)+)"\s*[,)]', text)}
+        marked |= {
+            (path, m)
+            for m in re.findall(
+                r'\b(?:_l?|gettext_noop)\(\s*"((?:[^"\\\n]|\\.)+)"\s*[,)]', text
+            )
+        }
     missing = sorted(f"{p.relative_to(src)}: {m}" for p, m in marked if m not in catalog)
     assert not missing, "\n".join(missing)
+
+
+def test_code_tables_read_in_english_with_the_chinese_term_beside(client, staff_zhang, alice_corp):
+    from kechuang.registry.models import IPAsset
+
+    IPAsset.objects.create(
+        enterprise=alice_corp, ip_type="invention_patent", number="ZL1", title="t", status="valid"
+    )
+    client.force_login(staff_zhang)
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    page = client.get(reverse("registry:enterprise_detail", args=[alice_corp.credit_code]))
+    assert "Invention patent (发明专利)" in page.content.decode()
+    listing = client.get(reverse("registry:enterprise_list")).content.decode()
+    assert "High-tech enterprise (高新技术企业)" in listing
