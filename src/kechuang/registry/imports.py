@@ -369,8 +369,12 @@ def iter_tables(
                     1,
                     "",
                     "",
-                    "无法从表头判断数据类型，请指定 --sheet / cannot tell the entity from "
-                    "the headers, give --sheet",
+                    "无法从表头判断数据类型：表头须含某一数据表的必填列（"
+                    + _required_headers("zh")
+                    + "）；命令行可用 --sheet 指定 / cannot tell the entity from the headers: "
+                    "they must hold one sheet's required columns ("
+                    + _required_headers("en")
+                    + "); on the command line, --sheet names it",
                 )
             )
             return
@@ -418,6 +422,15 @@ def _prefetch() -> bool:
 def _chain(first: list, rest: Iterable) -> Iterator:
     yield from first
     yield from rest
+
+
+def _required_headers(lang: str) -> str:
+    """Each sheet's required columns, as the refusal of an unrecognised CSV lists them."""
+    return "; ".join(
+        f"{sheet.zh if lang == 'zh' else sheet.entity}: "
+        + ", ".join(c.zh if lang == "zh" else c.field for c in sheet.columns if c.required)
+        for sheet in SHEETS
+    )
 
 
 def _guess_sheet(header: Iterable[Any]) -> Sheet | None:

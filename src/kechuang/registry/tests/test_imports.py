@@ -222,6 +222,14 @@ def test_a_csv_file_is_recognised_by_its_headers(db):
     )
 
 
+def test_a_csv_whose_headers_name_no_sheet_says_which_columns_would(db):
+    result = do_import(io.BytesIO("名称,颜色\n甲,红\n".encode()), name="other.csv")
+    assert not result.ok and not Enterprise.objects.exists()
+    reason = result.errors[0].reason
+    # What to put in the file, for someone on the web page (who has no --sheet to give).
+    assert "统一社会信用代码" in reason and "年度" in reason and "credit_code" in reason
+
+
 def test_a_csv_file_that_is_not_utf8_is_a_reported_problem_not_a_crash(db):
     csv = f"统一社会信用代码,年度,销售收入\n{CODE_B},2023,4000000\n"
     result = do_import(io.BytesIO(csv.encode("gbk")), name="fy.csv")
