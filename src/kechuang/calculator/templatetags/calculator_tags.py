@@ -33,3 +33,15 @@ def policy_title(policy_id: str) -> str:
     except UnknownPolicy:
         return policy_id
     return title.en if (get_language() or "").startswith("en") else title.zh
+
+
+@register.filter
+def parameter_title(name: str, policy_id: str) -> str:
+    """A policy parameter's title in the page's language (its name when unknown)."""
+    try:
+        parameter = get_policy(policy_id).parameters.get(name)
+    except UnknownPolicy:
+        parameter = None
+    if parameter is None:
+        return name
+    return parameter.title.en if (get_language() or "").startswith("en") else parameter.title.zh

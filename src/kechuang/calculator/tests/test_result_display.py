@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.utils import translation
 
-from kechuang.calculator.templatetags.calculator_tags import field_list, policy_title, verdict_label
+from kechuang.calculator.templatetags.calculator_tags import (
+    field_list,
+    parameter_title,
+    policy_title,
+    verdict_label,
+)
 
 
 def test_a_verdict_reads_in_the_pages_language():
@@ -39,3 +44,13 @@ def test_the_facts_a_run_read_show_dates_as_dates_and_an_impossible_one_as_store
     )
     shown = {name: value for name, _, value, _ in rows}
     assert shown == {"registration_date": "2024-02-29", "as_of": "20240230"}
+
+
+def test_a_parameter_reads_by_its_title_in_the_pages_language():
+    from kechuang.rules import get_policy
+
+    name, parameter = next(iter(get_policy("voucher").parameters.items()))
+    assert parameter_title(name, "voucher") == parameter.title.zh != name
+    with translation.override("en"):
+        assert parameter_title(name, "voucher") == parameter.title.en
+    assert parameter_title("no_such", "voucher") == "no_such"
