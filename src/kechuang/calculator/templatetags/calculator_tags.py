@@ -8,6 +8,7 @@ from django.utils.translation import get_language
 
 from kechuang.calculator.selectors import VERDICT_LABELS
 from kechuang.rules import UnknownPolicy, get_policy
+from kechuang.rules.policy import Text
 
 register = template.Library()
 
@@ -29,10 +30,9 @@ def field_list(stored: str) -> str:
 def policy_title(policy_id: str) -> str:
     """A policy's title in the page's language (its id when no policy file has it)."""
     try:
-        title = get_policy(policy_id).title
+        return _in_page_language(get_policy(policy_id).title)
     except UnknownPolicy:
         return policy_id
-    return title.en if (get_language() or "").startswith("en") else title.zh
 
 
 @register.filter
@@ -42,6 +42,8 @@ def parameter_title(name: str, policy_id: str) -> str:
         parameter = get_policy(policy_id).parameters.get(name)
     except UnknownPolicy:
         parameter = None
-    if parameter is None:
-        return name
-    return parameter.title.en if (get_language() or "").startswith("en") else parameter.title.zh
+    return name if parameter is None else _in_page_language(parameter.title)
+
+
+def _in_page_language(text: Text) -> str:
+    return text.en if (get_language() or "").startswith("en") else text.zh

@@ -130,4 +130,5 @@ def test_code_tables_read_in_english_with_the_chinese_term_beside(client, staff_
     page = client.get(reverse("registry:enterprise_detail", args=[alice_corp.credit_code]))
     assert "Invention patent (发明专利)" in page.content.decode()
     listing = client.get(reverse("registry:enterprise_list")).content.decode()
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
     assert "High-tech enterprise (高新技术企业)" in listing
