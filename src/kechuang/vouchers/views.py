@@ -1,9 +1,10 @@
 """Voucher pages. Thin: access from ``access``, reads from ``selectors``, writes
-through ``services``. Each POST view handles one action and redirects back; a
-refused action changes nothing and says why: a form that creates something (program,
+through ``services``. Each POST view handles one action and redirects back. A refused
+action changes nothing and says why: a form that creates something (program,
 institution, offering, quota application, order) shows again as typed, with status 400
-and each problem beside its field; a decision on an existing object, as a message. Forms that move money carry
-a fresh idempotency key, so a double-click or a resubmitted form moves money once."""
+and each problem beside its field; a decision on an existing object, as a message.
+Forms that move money carry a fresh idempotency key, so a double-click or a resubmitted
+form moves money once."""
 
 from __future__ import annotations
 
